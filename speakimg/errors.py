@@ -1,0 +1,35 @@
+"""Exception types shared by every part of speakimg.
+
+Each error names the culprit (a file, a text, a config key) and what to do about it, so a user
+never has to read a traceback to know what went wrong.
+"""
+
+from __future__ import annotations
+
+
+class SpeakimgError(Exception):
+    """Base class of every error speakimg raises on purpose."""
+
+
+class AudioError(SpeakimgError, ValueError):
+    """Audio that cannot be used: unreadable, empty, silent, non-finite, or of the wrong type."""
+
+
+class TextError(SpeakimgError, ValueError):
+    """Text that cannot be used: empty, no phonemes, too long for the canvas."""
+
+
+class ModelNotFoundError(SpeakimgError, FileNotFoundError):
+    """A model folder, file or hub id that cannot be found or fetched."""
+
+
+class ConfigError(SpeakimgError, ValueError):
+    """A configuration value or key that is not valid."""
+
+
+class DataError(SpeakimgError, ValueError):
+    """A dataset that does not have the expected layout, shapes or values."""
+
+
+class MissingDependencyError(SpeakimgError, ImportError):
+    """An optional engine or package that is not installed; the message says how to install it."""

@@ -1,0 +1,76 @@
+"""The tiny-model kit: deterministic random-weight models saved in the real on-disk formats.
+
+No pretrained weights can be downloaded in CI or on our machines, so tests, the demo and the
+notebook build tiny models here, save them exactly as the real ones are laid out, and load them
+back through the same public loaders users call with hub ids. Each model is built once and
+cached (``$SPEAKIMG_TINY_DIR`` or ``~/.cache/speakimg/tiny``); a stale cache is rebuilt.
+
+>>> from speakimg import testing
+>>> sd_folder = testing.tiny_stable_diffusion()      # StableDiffusionPipeline.from_pretrained(sd_folder)
+>>> whisper_ckpt = testing.tiny_whisper()             # whisper.load_model(whisper_ckpt)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from speakimg.testing.cache import KIT_VERSION, cached_build, default_root
+from speakimg.testing.clip import write_tiny_clip
+from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
+from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
+
+__all__ = [
+    "BUILDERS",
+    "KIT_VERSION",
+    "SD15_SCHEDULER_CONFIG",
+    "TINY_CROSS_ATTENTION_DIM",
+    "build_all",
+    "default_root",
+    "tiny_auffusion",
+    "tiny_clip",
+    "tiny_stable_diffusion",
+    "tiny_whisper",
+]
+
+Root = str | os.PathLike | None
+
+
+def _write_tiny_auffusion(folder: Path) -> None:
+    # Auffusion's hub folder is an SD 1.5 pipeline folder (its own weights) plus vocoder/.
+    write_tiny_stable_diffusion(folder, seed=1)
+
+
+def tiny_stable_diffusion(root: Root = None) -> Path:
+    """Folder in the SD-1.5 layout (the image model); ``StableDiffusionPipeline.from_pretrained`` loads it."""
+    return cached_build("stable-diffusion", lambda d: write_tiny_stable_diffusion(d, seed=0), root)
+
+
+def tiny_auffusion(root: Root = None) -> Path:
+    """Folder in Auffusion's layout (SD-1.5 layout with other weights, plus ``vocoder/``)."""
+    return cached_build("auffusion", _write_tiny_auffusion, root)
+
+
+def tiny_whisper(root: Root = None) -> Path:
+    """Path of a tiny checkpoint file that ``whisper.load_model(path)`` loads."""
+    return cached_build("whisper", write_tiny_whisper, root) / WHISPER_FILENAME
+
+
+def tiny_clip(root: Root = None) -> Path:
+    """Folder with a tiny ``CLIPModel`` and ``CLIPProcessor`` (transformers layout)."""
+    return cached_build("clip", write_tiny_clip, root)
+
+
+BUILDERS: dict[str, Callable[[Root], Path]] = {
+    "stable-diffusion": tiny_stable_diffusion,
+    "auffusion": tiny_auffusion,
+    "whisper": tiny_whisper,
+    "clip": tiny_clip,
+}
+"""Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
+
+
+def build_all(root: Root = None) -> dict[str, Path]:
+    """Build (or find cached) every tiny model under ``root``; returns name -> path."""
+    return {name: build(root) for name, build in BUILDERS.items()}

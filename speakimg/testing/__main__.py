@@ -1,0 +1,26 @@
+"""``python -m speakimg.testing --out DIR``: write every tiny model of the kit under DIR."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from speakimg.testing import BUILDERS, default_root
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m speakimg.testing", description=__doc__)
+    parser.add_argument("--out", default=None, help=f"output folder (default {default_root()})")
+    parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="build only these models")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from tqdm.auto import tqdm
+
+    names = args.only or list(BUILDERS)
+    for name in tqdm(names, desc="tiny models", unit="model"):
+        path = BUILDERS[name](args.out)
+        tqdm.write(f"{name:>18}: {path}")
+
+
+if __name__ == "__main__":
+    main()

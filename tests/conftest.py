@@ -1,0 +1,75 @@
+"""Shared fixtures: offline environment, the tiny-model kit in a session folder, festival speech."""
+
+from __future__ import annotations
+
+import os
+
+# No network in tests: hub loaders must fail fast (or use local folders), W&B stays offline.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """Folder holding this session's tiny models (built once per session, in the real layouts)."""
+    root = Path(os.environ.get("SPEAKIMG_TEST_TINY_DIR") or tmp_path_factory.mktemp("tiny"))
+    os.environ["SPEAKIMG_TINY_DIR"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tiny_root) -> Path:
+    from speakimg.testing import tiny_stable_diffusion
+
+    return tiny_stable_diffusion(tiny_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_auffusion(tiny_root) -> Path:
+    from speakimg.testing import tiny_auffusion
+
+    return tiny_auffusion(tiny_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tiny_root) -> Path:
+    from speakimg.testing import tiny_whisper
+
+    return tiny_whisper(tiny_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tiny_root) -> Path:
+    from speakimg.testing import tiny_clip
+
+    return tiny_clip(tiny_root)
+
+
+def _have(program: str) -> bool:
+    return shutil.which(program) is not None
+
+
+requires_festival = pytest.mark.skipif(
+    not _have("text2wave") and not os.environ.get("CI"), reason="festival is not installed (apt-get install festival)"
+)
+
+
+@pytest.fixture(scope="session")
+def speech() -> torch.Tensor:
+    """A real sentence spoken by festival's HTS voice: 16 kHz float32 [T], peak 0.95."""
+    from speakimg.audio import peak_normalize
+    from speakimg.tts import FestivalTTS
+
+    wav = FestivalTTS().synthesize("The quick brown fox jumps over the lazy dog near the river bank.")
+    return peak_normalize(wav, 0.95)
