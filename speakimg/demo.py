@@ -68,8 +68,9 @@ def run(out: Path, sentence: str = DEFAULT_SENTENCE, tts: str = "festival", seed
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m speakimg.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m speakimg.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
     parser.add_argument("--sentence", default=DEFAULT_SENTENCE, help="the sentence to speak")
     parser.add_argument("--tts", default="festival", help="TTS engine (festival, espeak)")

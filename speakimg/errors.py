@@ -33,3 +33,7 @@ class DataError(SpeakimgError, ValueError):
 
 class MissingDependencyError(SpeakimgError, ImportError):
     """An optional engine or package that is not installed; the message says how to install it."""
+
+
+class TrainingError(SpeakimgError, RuntimeError):
+    """Training cannot go on (e.g. a NaN loss); checkpoints written so far are kept."""

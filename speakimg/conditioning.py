@@ -1,0 +1,76 @@
+"""Prompt encoders: what turns a prompt into the UNet's cross-attention input.
+
+Both diffusion models of the combined sampler (and the training of the speech model) see their
+prompts through a :class:`PromptEncoder`: ``encoder(["", "a sentence"]) -> [2, L, D]``. The empty
+string ``""`` is the unconditional prompt used for classifier-free guidance; every row of one call
+has the same length ``L``, so ``[uncond, cond]`` can go through one UNet call.
+
+- :class:`CLIPPromptEncoder`: Stable Diffusion's / Auffusion's CLIP text encoder (last hidden
+  state, padded to 77 tokens; ``""`` encodes the empty string, as diffusers does).
+- ``speakimg.speech.PhonemePromptEncoder``: sentence -> phonemes -> PL-BERT -> adapter (the speech
+  model), where ``""`` maps to the model's trained unconditional embedding.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+
+__all__ = ["PromptEncoder", "CLIPPromptEncoder"]
+
+
+class PromptEncoder(nn.Module, abc.ABC):
+    """Prompts in, ``[B, L, D]`` cross-attention embeddings out (``""`` = unconditional)."""
+
+    @abc.abstractmethod
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        """Encode a batch of prompts; all rows share one sequence length."""
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for tensor in self.parameters():
+            return tensor.dtype
+        return torch.float32
+
+
+class CLIPPromptEncoder(PromptEncoder):
+    """A CLIP tokenizer + text encoder as in Stable Diffusion: last hidden state of 77 tokens."""
+
+    def __init__(self, tokenizer, text_encoder: nn.Module) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, torch_dtype: torch.dtype | None = None) -> CLIPPromptEncoder:
+        """Load ``tokenizer/`` and ``text_encoder/`` of a diffusers-layout folder or hub id."""
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        from speakimg.hub import resolve_dir
+
+        root = resolve_dir(name_or_path, allow_patterns=["tokenizer/*", "text_encoder/*"])
+        tokenizer = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer")
+        text_encoder = CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=torch_dtype)
+        return cls(tokenizer, text_encoder.eval().requires_grad_(False))
+
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        ids = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(self.text_encoder.device)
+        return self.text_encoder(ids)[0]

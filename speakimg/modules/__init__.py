@@ -1,0 +1,1 @@
+"""LightningModules: thin training wrappers over the model code (speech fine-tune, HiFi-GAN)."""
