@@ -12,7 +12,6 @@ torchrun or under SLURM (``srun``), adding ``--trainer.num_nodes M``.
 from __future__ import annotations
 
 import logging
-import sys
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -66,4 +65,4 @@ def main(args: list[str] | None = None) -> SpeakimgCLI:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
