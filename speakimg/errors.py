@@ -37,3 +37,7 @@ class MissingDependencyError(SpeakimgError, ImportError):
 
 class TrainingError(SpeakimgError, RuntimeError):
     """Training cannot go on (e.g. a NaN loss); checkpoints written so far are kept."""
+
+
+class CheckpointError(SpeakimgError, ValueError):
+    """A weights file or training checkpoint that cannot be used: unsafe, incomplete or mismatched."""

@@ -73,3 +73,11 @@ def speech() -> torch.Tensor:
 
     wav = FestivalTTS().synthesize("The quick brown fox jumps over the lazy dog near the river bank.")
     return peak_normalize(wav, 0.95)
+
+
+@pytest.fixture(scope="session")
+def tiny_plbert(tiny_root) -> Path:
+    """PL-BERT in its original folder format (config.yml + several step_N.t7)."""
+    from speakimg.testing import tiny_plbert
+
+    return tiny_plbert(tiny_root)

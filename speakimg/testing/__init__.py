@@ -8,6 +8,7 @@ cached (``$SPEAKIMG_TINY_DIR`` or ``~/.cache/speakimg/tiny``); a stale cache is 
 >>> from speakimg import testing
 >>> sd_folder = testing.tiny_stable_diffusion()      # StableDiffusionPipeline.from_pretrained(sd_folder)
 >>> whisper_ckpt = testing.tiny_whisper()             # whisper.load_model(whisper_ckpt)
+>>> plbert_folder = testing.tiny_plbert()              # speakimg.speech.PLBert.from_pretrained(plbert_folder)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from speakimg.testing.cache import KIT_VERSION, cached_build, default_root
 from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
+from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
 from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
 
 __all__ = [
@@ -26,10 +28,13 @@ __all__ = [
     "KIT_VERSION",
     "SD15_SCHEDULER_CONFIG",
     "TINY_CROSS_ATTENTION_DIM",
+    "TINY_PLBERT_PARAMS",
+    "TINY_PLBERT_STEPS",
     "build_all",
     "default_root",
     "tiny_auffusion",
     "tiny_clip",
+    "tiny_plbert",
     "tiny_stable_diffusion",
     "tiny_whisper",
 ]
@@ -62,11 +67,17 @@ def tiny_clip(root: Root = None) -> Path:
     return cached_build("clip", write_tiny_clip, root)
 
 
+def tiny_plbert(root: Root = None) -> Path:
+    """Folder in PL-BERT's original layout (``config.yml`` + ``step_<N>.t7``); ``PLBert.from_pretrained`` loads it."""
+    return cached_build("plbert", write_tiny_plbert, root)
+
+
 BUILDERS: dict[str, Callable[[Root], Path]] = {
     "stable-diffusion": tiny_stable_diffusion,
     "auffusion": tiny_auffusion,
     "whisper": tiny_whisper,
     "clip": tiny_clip,
+    "plbert": tiny_plbert,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
 
