@@ -73,3 +73,10 @@ def speech() -> torch.Tensor:
 
     wav = FestivalTTS().synthesize("The quick brown fox jumps over the lazy dog near the river bank.")
     return peak_normalize(wav, 0.95)
+
+
+@pytest.fixture(scope="session")
+def tiny_clap(tiny_root) -> Path:
+    from speakimg.testing import tiny_clap
+
+    return tiny_clap(tiny_root)

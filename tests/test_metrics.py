@@ -113,3 +113,26 @@ def test_windowed_clip_score_equals_an_independent_window_loop(tiny_clip):
     assert np_scores.tolist() == pytest.approx(scores.tolist(), abs=1e-5)
     with pytest.raises(ValueError, match="3 images but 2 prompts"):
         metric(images, prompts[:2])
+
+
+def test_clap_score_equals_an_independent_computation(tiny_clap):
+    import librosa
+    from transformers import ClapModel, ClapProcessor
+
+    from speakimg.metrics import CLAPScore
+
+    rng = np.random.default_rng(1)
+    audios = [0.3 * rng.standard_normal(163840).astype(np.float32), 0.1 * rng.standard_normal(16000).astype(np.float32)]
+    prompts = ["a dog barking", "church bells ringing"]
+    scores = CLAPScore(str(tiny_clap))(audios, prompts)
+    assert scores.shape == (2,) and (scores > 0).all() and (scores <= 100).all()  # tiny model: 17.6, 2.3
+
+    model, processor = ClapModel.from_pretrained(tiny_clap).eval(), ClapProcessor.from_pretrained(tiny_clap)
+    expected = []
+    for audio, prompt in zip(audios, prompts, strict=True):
+        x = librosa.util.normalize(librosa.resample(audio, orig_sr=16000, target_sr=48000))[:480000]
+        inputs = processor(text=[prompt], audio=[x], sampling_rate=48000, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            out = model(**inputs)
+        expected.append(max(100 * float(out.logits_per_audio[0, 0] / model.logit_scale_a.exp()), 0.0))
+    assert scores.tolist() == pytest.approx(expected, abs=1e-3)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from speakimg.testing.cache import KIT_VERSION, cached_build, default_root
+from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
 from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
@@ -29,6 +30,7 @@ __all__ = [
     "build_all",
     "default_root",
     "tiny_auffusion",
+    "tiny_clap",
     "tiny_clip",
     "tiny_stable_diffusion",
     "tiny_whisper",
@@ -62,11 +64,17 @@ def tiny_clip(root: Root = None) -> Path:
     return cached_build("clip", write_tiny_clip, root)
 
 
+def tiny_clap(root: Root = None) -> Path:
+    """Folder with a tiny ``ClapModel`` and ``ClapProcessor`` (transformers layout)."""
+    return cached_build("clap", write_tiny_clap, root)
+
+
 BUILDERS: dict[str, Callable[[Root], Path]] = {
     "stable-diffusion": tiny_stable_diffusion,
     "auffusion": tiny_auffusion,
     "whisper": tiny_whisper,
     "clip": tiny_clip,
+    "clap": tiny_clap,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
 
