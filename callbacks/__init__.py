@@ -1,0 +1,1 @@
+"""Lightning callbacks for speakimg runs (sampling during training, vocoder media)."""

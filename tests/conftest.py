@@ -76,6 +76,13 @@ def speech() -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
+def tiny_clap(tiny_root) -> Path:
+    from speakimg.testing import tiny_clap
+
+    return tiny_clap(tiny_root)
+
+
+@pytest.fixture(scope="session")
 def tiny_plbert(tiny_root) -> Path:
     """PL-BERT in its original folder format (config.yml + several step_N.t7)."""
     from speakimg.testing import tiny_plbert

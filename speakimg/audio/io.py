@@ -8,6 +8,7 @@ naming the file.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import librosa
@@ -84,7 +85,9 @@ def load_audio(
         data = data.T  # [channels, T]
     except Exception as sf_error:  # libsndfile cannot read it: try ffmpeg via librosa
         try:
-            data, sr = librosa.load(str(path), sr=None, mono=False)
+            with warnings.catch_warnings():  # librosa warns that soundfile failed: we know, we say why below
+                warnings.simplefilter("ignore")
+                data, sr = librosa.load(str(path), sr=None, mono=False)
             data = np.atleast_2d(data)
         except Exception as error:
             raise AudioError(

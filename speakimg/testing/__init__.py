@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from speakimg.testing.cache import KIT_VERSION, cached_build, default_root
+from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
 from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
@@ -33,6 +34,7 @@ __all__ = [
     "build_all",
     "default_root",
     "tiny_auffusion",
+    "tiny_clap",
     "tiny_clip",
     "tiny_plbert",
     "tiny_stable_diffusion",
@@ -67,6 +69,11 @@ def tiny_clip(root: Root = None) -> Path:
     return cached_build("clip", write_tiny_clip, root)
 
 
+def tiny_clap(root: Root = None) -> Path:
+    """Folder with a tiny ``ClapModel`` and ``ClapProcessor`` (transformers layout)."""
+    return cached_build("clap", write_tiny_clap, root)
+
+
 def tiny_plbert(root: Root = None) -> Path:
     """Folder in PL-BERT's original layout (``config.yml`` + ``step_<N>.t7``); ``PLBert.from_pretrained`` loads it."""
     return cached_build("plbert", write_tiny_plbert, root)
@@ -77,6 +84,7 @@ BUILDERS: dict[str, Callable[[Root], Path]] = {
     "auffusion": tiny_auffusion,
     "whisper": tiny_whisper,
     "clip": tiny_clip,
+    "clap": tiny_clap,
     "plbert": tiny_plbert,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""

@@ -1,0 +1,16 @@
+"""Evaluation metrics: Whisper word error rate and CLAP score of the audio, windowed CLIP score of the image."""
+
+from speakimg.metrics.clap import CLAPScore
+from speakimg.metrics.clip import WindowedCLIPScore, image_windows, load_clip_for_torchmetrics
+from speakimg.metrics.wer import WhisperWER, load_whisper, normalize_transcript, word_error_rate
+
+__all__ = [
+    "CLAPScore",
+    "WhisperWER",
+    "WindowedCLIPScore",
+    "image_windows",
+    "load_clip_for_torchmetrics",
+    "load_whisper",
+    "normalize_transcript",
+    "word_error_rate",
+]
