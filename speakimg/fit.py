@@ -5,6 +5,10 @@ data option can be overridden on the command line (``--trainer.max_steps 100``,
 ``--model.init_args.lora_rank 8``). The resolved config is saved in the run folder (reruns in the same
 folder overwrite it). ``--ckpt_path PATH`` (or ``last``) resumes a run exactly.
 
+``--trainer.default_root_dir`` is the run folder: a ``ModelCheckpoint`` without ``dirpath`` writes to
+``<run folder>/checkpoints`` and a W&B / TensorBoard / CSV logger without ``save_dir`` logs under the run
+folder, so one option moves a whole run.
+
 Multi-GPU: ``--trainer.strategy ddp --trainer.devices N``; multi-node: launch the same command with
 torchrun or under SLURM (``srun``), adding ``--trainer.num_nodes M``.
 """
@@ -12,6 +16,7 @@ torchrun or under SLURM (``srun``), adding ``--trainer.num_nodes M``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -29,6 +34,31 @@ class SpeakimgCLI(LightningCLI):
             default=None,
             help="Resume from this checkpoint ('last' resumes from the newest checkpoint of the run).",
         )
+
+    def before_instantiate_classes(self) -> None:
+        _run_folder_defaults(self.config)
+
+
+_LOGGERS_WITH_SAVE_DIR = ("WandbLogger", "TensorBoardLogger", "CSVLogger")
+
+
+def _run_folder_defaults(config) -> None:
+    """Point checkpoints and loggers that have no folder of their own into ``trainer.default_root_dir``."""
+    trainer = config.get("trainer")
+    root = trainer.get("default_root_dir") if trainer is not None else None
+    if not root:
+        return
+    for callback in trainer.get("callbacks") or []:
+        if (
+            getattr(callback, "class_path", "").endswith("ModelCheckpoint")
+            and callback.init_args.get("dirpath") is None
+        ):
+            callback.init_args.dirpath = str(Path(root) / "checkpoints")
+    loggers = trainer.get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        is_file_logger = getattr(logger, "class_path", "").endswith(_LOGGERS_WITH_SAVE_DIR)
+        if is_file_logger and logger.init_args.get("save_dir") in (None, "", "."):
+            logger.init_args.save_dir = str(root)
 
 
 def build_cli(args: list[str] | None = None) -> SpeakimgCLI:

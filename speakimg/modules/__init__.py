@@ -1,1 +1,20 @@
-"""LightningModules: thin training wrappers over the model code (speech fine-tune, HiFi-GAN)."""
+"""LightningModules: thin training wrappers over the model code (speech fine-tune, HiFi-GAN).
+
+Imported lazily (``speakimg.modules.SpeechLoRAModule``) so that ``import speakimg.modules`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {"SpeechLoRAModule": "speakimg.modules.speech_lora"}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'speakimg.modules' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
