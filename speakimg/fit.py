@@ -21,6 +21,8 @@ from pathlib import Path
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from speakimg.errors import SpeakimgError
+
 log = logging.getLogger("speakimg.fit")
 
 
@@ -37,6 +39,17 @@ class SpeakimgCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         _run_folder_defaults(self.config)
+
+    def instantiate_classes(self) -> None:
+        """Instantiate; a speakimg error raised by a class (e.g. a missing model folder) surfaces as itself,
+        not wrapped in jsonargparse's "Does not validate against any of the Union subtypes" dump."""
+        try:
+            super().instantiate_classes()
+        except Exception as error:
+            cause = _speakimg_cause(error)
+            if cause is None:
+                raise
+            raise cause from None
 
 
 _LOGGERS_WITH_SAVE_DIR = ("WandbLogger", "TensorBoardLogger", "CSVLogger")
@@ -61,6 +74,17 @@ def _run_folder_defaults(config) -> None:
             logger.init_args.save_dir = str(root)
 
 
+def _speakimg_cause(error: BaseException) -> SpeakimgError | None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SpeakimgError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def build_cli(args: list[str] | None = None) -> SpeakimgCLI:
     """Parse ``args`` (default ``sys.argv``) and instantiate trainer, model and datamodule."""
     return SpeakimgCLI(
@@ -81,6 +105,7 @@ def main(args: list[str] | None = None) -> SpeakimgCLI:
     cli = build_cli(args)
     ckpt_path = cli.config.get("ckpt_path")
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    run_folder = cli.trainer.log_dir  # a broadcast under DDP: every rank must take part (not only rank 0)
     if cli.trainer.is_global_zero:
         best = getattr(cli.trainer.checkpoint_callback, "last_model_path", None) or getattr(
             cli.trainer.checkpoint_callback, "best_model_path", None
@@ -88,7 +113,7 @@ def main(args: list[str] | None = None) -> SpeakimgCLI:
         log.info(
             "finished at step %d; run folder %s; checkpoint %s",
             cli.trainer.global_step,
-            cli.trainer.log_dir,
+            run_folder,
             best or "(none)",
         )
     return cli
