@@ -5,8 +5,8 @@ loss is :func:`speakimg.speech.diffusion.diffusion_loss`; this module adds what 
 
 - the batch contract check (one clear :class:`DataError` on the first batch, before any update);
 - conditioning dropout (the dropped rows get exactly the encoder's unconditional embedding);
-- per-step random draws (noise, timesteps, dropout, VAE sample) seeded by ``(seed, global_step,
-  batch_idx, rank)``, so a resumed run draws what an uninterrupted one would;
+- per-step random draws (noise, timesteps, dropout, VAE sample) seeded by ``(seed, rank, global_step,
+  batch_idx)``, so a resumed run draws what an uninterrupted one would (data order is the loader's);
 - AdamW with one learning rate per group (LoRA, unfrozen UNet blocks, adapter, PL-BERT), linear warmup
   then cosine decay, per step;
 - frozen weights in bf16 under ``bf16-mixed`` (trainable ones stay float32), gradient checkpointing,
@@ -77,7 +77,7 @@ class SpeechLoRAModule(LightningModule):
         cond_dropout: probability of training a row with the unconditional embedding (classifier-free guidance).
         snr_gamma: min-SNR loss weighting (``None``: plain MSE; 5.0 is the paper's value).
         noise_offset: offset-noise strength (0: off).
-        gradient_checkpointing: recompute UNet activations in the backward pass (less memory, ~30% slower).
+        gradient_checkpointing: recompute UNet activations in the backward pass (less memory, more compute).
         ema_decay: keep an EMA of the trainable weights with this decay (``None``: off); validation and
             export then use the EMA weights.
         frozen_dtype: dtype of the frozen UNet / PL-BERT / CLIP weights; ``auto``: bf16 under ``bf16-mixed``,
@@ -326,8 +326,9 @@ class SpeechLoRAModule(LightningModule):
         if kind != CHECKPOINT_KIND:
             raise CheckpointError(f"not a SpeechLoRAModule checkpoint (kind {kind!r})")
         state = checkpoint.get("state_dict", {})
+        expected = set(self.trainable_names)
         missing = [k for k in self.trainable_names if k not in state]
-        unknown = [k for k in state if k not in set(self.trainable_names)]
+        unknown = [k for k in state if k not in expected]
         if missing or unknown:
             raise CheckpointError(
                 "the checkpoint's trainable weights do not match this model's settings "

@@ -224,7 +224,7 @@ class SpeechModel(nn.Module):
         torch_dtype: torch.dtype | None = None,
         device: str | torch.device | None = None,
     ) -> SpeechModel:
-        """Load a speech model folder (local, hub id or ``tiny:``-free path) for inference (eval, frozen).
+        """Load a speech model folder (local path or hub id) for inference: eval mode, nothing trainable.
 
         ``base_model`` overrides the base model recorded in the marker (e.g. a local copy of Auffusion).
         """
@@ -328,3 +328,9 @@ class SpeechModel(nn.Module):
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
+
+    def train(self, mode: bool = True) -> SpeechModel:
+        """The frozen VAE stays in eval mode (the prompt encoder keeps its frozen parts in eval too)."""
+        super().train(mode)
+        self.vae.eval()
+        return self

@@ -1,0 +1,268 @@
+"""Speech fine-tune training step: Lightning vs a bare PyTorch loop doing the same work on the same model.
+
+    python benchmarks/speech_step.py                 # CPU, the tiny-model kit (~1-2 minutes on 2 cores)
+    python benchmarks/speech_step.py --gpu           # GPU: full-size SD-1.5 UNet (random weights), bf16, batch 8
+
+Both sides train the same ``SpeechLoRAModule`` (LoRA + unfrozen cross-attention K/V + PL-BERT adapter) on
+the same batch of latents ``[B, 4, 32, 128]`` with the same AdamW + warmup/cosine schedule: the Lightning
+side through ``Trainer.fit``, the bare side through ``compute_loss -> backward -> step -> zero_grad``. Rounds
+alternate (Lightning, bare, Lightning, ...) so that machine noise hits both alike; the first step of every
+round is warm-up and not counted. A step is the wall time between the starts of consecutive iterations
+(data fetch, forward, backward, optimizer, logging: everything the loop does). The ratio is
+median Lightning step / median bare step (target <= 1.05).
+
+``--gpu`` builds a full-size SD-1.5 UNet (860 M parameters, random weights) and a full-size PL-BERT
+(random) in a temporary folder, trains in ``bf16-mixed`` (frozen weights in bf16, trainable fp32) and also
+reports samples/s and peak GPU memory of each side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+SD15_UNET = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
+)
+"""runwayml/stable-diffusion-v1-5's unet/config.json (the architecture fields)."""
+
+PLBERT_PARAMS = dict(
+    vocab_size=178,
+    hidden_size=768,
+    num_attention_heads=12,
+    intermediate_size=2048,
+    max_position_embeddings=512,
+    num_hidden_layers=12,
+    dropout=0.1,
+)
+"""PL-BERT's model_params (METHOD.md 7)."""
+
+SENTENCE = "A small red fox jumped over the quiet garden wall."
+
+
+def full_size_models(root: Path) -> tuple[str, str]:
+    """Write an SD-1.5-size base folder (tiny VAE/CLIP, full UNet) and a full-size PL-BERT; random weights."""
+    import yaml
+    from diffusers import UNet2DConditionModel
+
+    from speakimg.testing import tiny_auffusion
+    from speakimg.testing.plbert import plbert_checkpoint
+
+    base = root / "sd15-random"
+    shutil.copytree(tiny_auffusion(), base, ignore=shutil.ignore_patterns("unet"))
+    torch.manual_seed(0)
+    UNet2DConditionModel(**SD15_UNET).save_pretrained(base / "unet", safe_serialization=True)
+    plbert = root / "plbert-random"
+    plbert.mkdir()
+    (plbert / "config.yml").write_text(yaml.safe_dump({"model_params": PLBERT_PARAMS}))
+    torch.save(plbert_checkpoint(PLBERT_PARAMS, seed=0, step=1), plbert / "step_1.t7")
+    return str(base), str(plbert)
+
+
+def make_batch(batch_size: int, device: torch.device) -> dict:
+    from speakimg.text import prepare_text
+
+    ids = torch.tensor([prepare_text(SENTENCE).ids] * batch_size)
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "latents": torch.randn(batch_size, 4, 32, 128, generator=generator),
+        "phoneme_ids": ids,
+        "phoneme_mask": torch.ones_like(ids),
+        "text": [SENTENCE] * batch_size,
+        "id": [f"b{i}" for i in range(batch_size)],
+    }
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    """The same batch, forever (what a latent-cache loader yields, without disk or workers)."""
+
+    def __init__(self, batch: dict) -> None:
+        self.batch = batch
+
+    def __iter__(self):
+        while True:
+            yield self.batch
+
+
+def _loader(batch: dict):
+    return torch.utils.data.DataLoader(_Batches(batch), batch_size=None, num_workers=0)
+
+
+def lightning_round(module, batch: dict, steps: int, accelerator: str, precision: str) -> list[float]:
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import Callback
+
+    starts: list[float] = []
+
+    class Clock(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if accelerator == "gpu":
+                torch.cuda.synchronize()
+            starts.append(time.perf_counter())
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            if accelerator == "gpu":
+                torch.cuda.synchronize()
+            starts.append(time.perf_counter())
+
+    trainer = Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[Clock()],
+    )
+    trainer.fit(module, train_dataloaders=_loader(batch))
+    deltas = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    return deltas[1:]  # the first step warms up
+
+
+def bare_round(module, batch: dict, steps: int, device: torch.device, precision: str) -> list[float]:
+    from speakimg.modules.speech_lora import warmup_cosine
+
+    hp = module.hparams
+    module.to(device).train()
+    rates = {"lora": hp.lora_lr, "unfrozen": hp.unfreeze_lr, "adapter": hp.adapter_lr, "plbert": hp.plbert_lr}
+    groups = [
+        {"params": [p for _, p in params], "lr": rates[name]}
+        for name, params in module.model.parameter_groups().items()
+        if params
+    ]
+    optimizer = torch.optim.AdamW(groups, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, hp.warmup_steps, steps, hp.min_lr_ratio)
+    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16-mixed" else None
+    starts = []
+    iterator = iter(_loader(batch))
+    for step in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        starts.append(time.perf_counter())
+        data = next(iterator)
+        data = {k: v.to(device) if torch.is_tensor(v) else v for k, v in data.items()}
+        generator = torch.Generator(device=device).manual_seed(step)
+        if autocast is not None:
+            with autocast:
+                loss = module.compute_loss(data, generator, hp.cond_dropout)["loss"]
+        else:
+            loss = module.compute_loss(data, generator, hp.cond_dropout)["loss"]
+        if not torch.isfinite(loss):
+            raise RuntimeError("non-finite loss")
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    starts.append(time.perf_counter())
+    deltas = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    return deltas[1:]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gpu", action="store_true", help="full-size SD-1.5 UNet on the GPU in bf16")
+    parser.add_argument("--steps", type=int, default=None, help="steps per round (default 12 CPU, 25 GPU)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per side, interleaved")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 2 (CPU), 8 (GPU)")
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from speakimg.modules.speech_lora import SpeechLoRAModule
+
+    for name in ("lightning.pytorch", "lightning.fabric", "speakimg"):  # after import: Lightning sets INFO
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    tmp = Path(tempfile.mkdtemp(prefix="speech-bench-"))
+    try:
+        if args.gpu:
+            if not torch.cuda.is_available():
+                raise SystemExit("--gpu: no CUDA device")
+            device, accelerator, precision = torch.device("cuda"), "gpu", "bf16-mixed"
+            steps, batch_size = args.steps or 25, args.batch_size or 8
+            t0 = time.time()
+            base, plbert = full_size_models(tmp)
+            print(f"full-size random models written in {time.time() - t0:.0f} s")
+            recipe = dict(lora_rank=32, lora_alpha=32, max_phonemes=128, snr_gamma=5.0)
+        else:
+            device, accelerator, precision = torch.device("cpu"), "cpu", "32-true"
+            steps, batch_size = args.steps or 12, args.batch_size or 2
+            base, plbert = "tiny:auffusion", "tiny:plbert"
+            recipe = dict(lora_rank=8, lora_alpha=8, max_phonemes=128)
+        module = SpeechLoRAModule(
+            base_model=base,
+            plbert=plbert,
+            unfreeze=(r"attn2\.to_k", r"attn2\.to_v"),
+            warmup_steps=5,
+            gradient_checkpointing=args.gradient_checkpointing,
+            **recipe,
+        )
+        batch = make_batch(batch_size, device)
+        unet_params = sum(p.numel() for p in module.model.unet.parameters())
+        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        print(
+            f"{'GPU ' + torch.cuda.get_device_name() if args.gpu else 'CPU'}: UNet {unet_params / 1e6:.1f} M params, "
+            f"trainable {trainable / 1e6:.2f} M ({100 * trainable / unet_params:.1f} %), batch {batch_size} x "
+            f"4x32x128, {precision}, {steps} steps x {args.rounds} rounds per side, torch threads "
+            f"{torch.get_num_threads()}"
+        )
+        lightning_times: list[float] = []
+        bare_times: list[float] = []
+        peaks = {"lightning": 0, "bare": 0}
+        for round_index in range(args.rounds):
+            for side in ("lightning", "bare"):
+                if args.gpu:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                if side == "lightning":
+                    times = lightning_round(module, batch, steps, accelerator, precision)
+                    lightning_times += times
+                else:
+                    times = bare_round(module, batch, steps, device, precision)
+                    bare_times += times
+                if args.gpu:
+                    peaks[side] = max(peaks[side], torch.cuda.max_memory_allocated())
+                print(f"  round {round_index + 1} {side:>9}: median step {1e3 * statistics.median(times):8.1f} ms")
+        lightning_step = statistics.median(lightning_times)
+        bare_step = statistics.median(bare_times)
+        print(f"Lightning step {1e3 * lightning_step:.1f} ms | bare step {1e3 * bare_step:.1f} ms")
+        print(f"ratio Lightning / bare = {lightning_step / bare_step:.3f} (target <= 1.05)")
+        if args.gpu:
+            for side, step in (("lightning", lightning_step), ("bare", bare_step)):
+                print(
+                    f"{side:>9}: {batch_size / step:.1f} samples/s, peak memory {peaks[side] / 2**30:.1f} GiB "
+                    "(torch.cuda.max_memory_allocated)"
+                )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
