@@ -136,3 +136,23 @@ def test_two_process_ddp_writes_each_checkpoint_once(tmp_path, examples, tiny_ro
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 2 and all(k.startswith("model.") for k in checkpoint["state_dict"])
     assert len(list((run / "wandb").glob("offline-run-*"))) == 1  # one W&B run (rank 0)
+
+
+def test_run_folder_defaults_fill_only_what_is_unset():
+    from jsonargparse import Namespace
+
+    from speakimg.fit import _run_folder_defaults
+
+    def checkpoint(dirpath):
+        return Namespace(class_path="lightning.pytorch.callbacks.ModelCheckpoint", init_args=Namespace(dirpath=dirpath))
+
+    config = Namespace(
+        trainer=Namespace(
+            default_root_dir="runs/a",
+            callbacks=[checkpoint(None), checkpoint("elsewhere")],
+            logger=Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(save_dir=".")),
+        )
+    )
+    _run_folder_defaults(config)
+    assert [c.init_args.dirpath for c in config.trainer.callbacks] == [str(Path("runs/a/checkpoints")), "elsewhere"]
+    assert config.trainer.logger.init_args.save_dir == "runs/a"
