@@ -201,7 +201,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per side, interleaved")
     parser.add_argument("--batch-size", type=int, default=None, help="default 2 (CPU), 8 (GPU)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (1 gives clean CPU times on a shared machine)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
