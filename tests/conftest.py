@@ -73,3 +73,11 @@ def speech() -> torch.Tensor:
 
     wav = FestivalTTS().synthesize("The quick brown fox jumps over the lazy dog near the river bank.")
     return peak_normalize(wav, 0.95)
+
+
+@pytest.fixture(scope="session")
+def vocoder_dataset(tmp_path_factory) -> Path:
+    """A small built-layout speech dataset (6 festival sentences, the last one in split 'val')."""
+    from vocoder_helpers import SENTENCES, write_speech_dataset
+
+    return write_speech_dataset(tmp_path_factory.mktemp("vocoder-data"), SENTENCES[:6], val=1, speech_start=1600)
