@@ -115,6 +115,8 @@ def test_bad_data_raises_clear_errors(vocoder_dataset, tmp_path):
         VocoderDataModule(str(vocoder_dataset), segment_size=8192)
     with pytest.raises(ConfigError, match="too short"):
         VocoderDataModule(str(vocoder_dataset), segment_size=640)
+    with pytest.raises(ConfigError, match="val_max_frames 4 is too short"):
+        VocoderDataModule(str(vocoder_dataset), val_max_frames=4)
     with pytest.raises(DataError, match="no manifest"):
         VocoderDataModule(str(tmp_path)).setup("fit")
     missing = VocoderDataModule(str(vocoder_dataset), mel_dir="mels_vae", num_workers=0)

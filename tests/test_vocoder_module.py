@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from vocoder_helpers import one_thread  # noqa: F401  (an autouse fixture)
 
 from speakimg.audio import MelConfig, log_mel
-from speakimg.errors import ConfigError, TrainingError
+from speakimg.errors import ConfigError, ModelNotFoundError, TrainingError
 from speakimg.modules.hifigan import HiFiGANModule
 from speakimg.testing import TINY_VOCODER_CONFIG
 from speakimg.vocoder import (
@@ -187,6 +187,10 @@ def test_checkpoint_loads_as_a_generator_and_exports_to_the_original_files(tmp_p
     assert resumed.generator.training and resumed.generator.has_weight_norm
     for a, b in zip(resumed.state_dict().values(), module.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ModelNotFoundError, match="no such discriminator checkpoint"):
+        HiFiGANModule(
+            generator=TINY_G, pretrained_discriminators=str(tmp_path / "do_missing"), discriminator_width=WIDTH
+        )
     with pytest.raises(ConfigError, match="not a discriminator checkpoint"):
         HiFiGANModule(generator=TINY_G, pretrained_discriminators=str(written["generator"]), discriminator_width=WIDTH)
 

@@ -308,6 +308,10 @@ class VocoderDataModule(LightningDataModule):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
+        if val_max_frames is not None and val_max_frames < _MIN_SEGMENT // HOP:
+            raise ConfigError(
+                f"val_max_frames {val_max_frames} is too short: use at least {_MIN_SEGMENT // HOP} frames"
+            )
         self.mel_dir = mel_dir
         self.val_split = val_split
         self.num_val = num_val

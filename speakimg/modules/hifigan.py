@@ -22,6 +22,7 @@ import itertools
 import logging
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -30,7 +31,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from speakimg.audio import MelConfig, log_mel, mel_to_image
-from speakimg.errors import ConfigError
+from speakimg.errors import ConfigError, ModelNotFoundError
 from speakimg.modules.common import check_finite
 from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from speakimg.vocoder.generator import Generator, GeneratorConfig
@@ -99,6 +100,8 @@ class HiFiGANModule(LightningModule):
         if pretrained:
             self.generator = Generator.from_pretrained(pretrained, remove_weight_norm=False).train()
             log.info("fine-tuning the generator of %s", pretrained)
+            if generator is not None:
+                log.warning("both `generator` and `pretrained` are set: the architecture of %s is used", pretrained)
         else:
             self.generator = Generator(generator or GeneratorConfig())
         self.mpd = MultiPeriodDiscriminator(mpd_periods, width=discriminator_width)
@@ -116,6 +119,8 @@ class HiFiGANModule(LightningModule):
 
     # ------------------------------------------------------------------------------------ loading
     def _load_discriminators(self, path: str) -> None:
+        if not Path(path).is_file():
+            raise ModelNotFoundError(f"{path}: no such discriminator checkpoint (a jik876 do_XXXXXXXX file or a .ckpt)")
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:  # a HiFiGANModule checkpoint
             sd = state["state_dict"]
