@@ -24,7 +24,7 @@ from speakimg.vocoder import (
     generator_adversarial_loss,
     load_vocoder,
 )
-from speakimg.vocoder.export import export_checkpoint
+from speakimg.vocoder.export import main as export_main
 from speakimg.vocoder.norms import from_legacy_state_dict
 
 TINY_G = GeneratorConfig(
@@ -154,7 +154,7 @@ def test_checkpoint_loads_as_a_generator_and_exports_to_the_original_files(tmp_p
         assert torch.allclose(Generator.from_pretrained(ckpt)(mel), expected, atol=1e-5)
         assert torch.allclose(load_vocoder(ckpt)(mel), expected, atol=1e-5)
 
-    written = export_checkpoint(ckpt, tmp_path / "export")
+    written = export_main([str(ckpt), str(tmp_path / "export")])  # python -m speakimg.vocoder.export CKPT OUT
     assert {p.name for p in (tmp_path / "export").iterdir()} == {"config.json", "vocoder.pt", "do_00000002"}
     with torch.no_grad():
         assert torch.allclose(load_vocoder(tmp_path / "export")(mel), expected, atol=1e-5)
