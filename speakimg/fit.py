@@ -51,6 +51,7 @@ def main(args: list[str] | None = None) -> SpeakimgCLI:
     cli = build_cli(args)
     ckpt_path = cli.config.get("ckpt_path")
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    run_folder = cli.trainer.log_dir  # a broadcast under DDP: every rank must take part (not only rank 0)
     if cli.trainer.is_global_zero:
         best = getattr(cli.trainer.checkpoint_callback, "last_model_path", None) or getattr(
             cli.trainer.checkpoint_callback, "best_model_path", None
@@ -58,7 +59,7 @@ def main(args: list[str] | None = None) -> SpeakimgCLI:
         log.info(
             "finished at step %d; run folder %s; checkpoint %s",
             cli.trainer.global_step,
-            cli.trainer.log_dir,
+            run_folder,
             best or "(none)",
         )
     return cli
