@@ -83,6 +83,14 @@ def tiny_clap(tiny_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vocoder_dataset(tmp_path_factory) -> Path:
+    """A small built-layout speech dataset (6 festival sentences, the last one in split 'val')."""
+    from vocoder_helpers import SENTENCES, write_speech_dataset
+
+    return write_speech_dataset(tmp_path_factory.mktemp("vocoder-data"), SENTENCES[:6], val=1, speech_start=1600)
+
+
+@pytest.fixture(scope="session")
 def tiny_plbert(tiny_root) -> Path:
     """PL-BERT in its original folder format (config.yml + several step_N.t7)."""
     from speakimg.testing import tiny_plbert

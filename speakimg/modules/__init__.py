@@ -1,6 +1,6 @@
 """LightningModules: thin training wrappers over the model code (speech fine-tune, HiFi-GAN).
 
-Imported lazily (``speakimg.modules.SpeechLoRAModule``) so that ``import speakimg.modules`` stays light.
+Imported lazily (``speakimg.modules.SpeechLoRAModule``, ``speakimg.modules.HiFiGANModule``) so that ``import speakimg.modules`` stays light.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {"SpeechLoRAModule": "speakimg.modules.speech_lora"}
+_LAZY = {"SpeechLoRAModule": "speakimg.modules.speech_lora", "HiFiGANModule": "speakimg.modules.hifigan"}
 
 __all__ = list(_LAZY)
 

@@ -22,6 +22,7 @@ from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
 from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
+from speakimg.testing.vocoder import TINY_VOCODER_CONFIG, write_tiny_vocoder
 from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "TINY_CROSS_ATTENTION_DIM",
     "TINY_PLBERT_PARAMS",
     "TINY_PLBERT_STEPS",
+    "TINY_VOCODER_CONFIG",
     "build_all",
     "default_root",
     "tiny_auffusion",
@@ -38,6 +40,7 @@ __all__ = [
     "tiny_clip",
     "tiny_plbert",
     "tiny_stable_diffusion",
+    "tiny_vocoder",
     "tiny_whisper",
 ]
 
@@ -47,6 +50,7 @@ Root = str | os.PathLike | None
 def _write_tiny_auffusion(folder: Path) -> None:
     # Auffusion's hub folder is an SD 1.5 pipeline folder (its own weights) plus vocoder/.
     write_tiny_stable_diffusion(folder, seed=1)
+    write_tiny_vocoder(folder / "vocoder", seed=2)
 
 
 def tiny_stable_diffusion(root: Root = None) -> Path:
@@ -56,7 +60,12 @@ def tiny_stable_diffusion(root: Root = None) -> Path:
 
 def tiny_auffusion(root: Root = None) -> Path:
     """Folder in Auffusion's layout (SD-1.5 layout with other weights, plus ``vocoder/``)."""
-    return cached_build("auffusion", _write_tiny_auffusion, root)
+    return cached_build("auffusion", _write_tiny_auffusion, root, spec={"vocoder": TINY_VOCODER_CONFIG})
+
+
+def tiny_vocoder(root: Root = None) -> Path:
+    """Folder with ``config.json`` + ``vocoder.pt`` (Auffusion's vocoder layout, 32 channels); ``load_vocoder`` loads it."""
+    return cached_build("vocoder", lambda d: write_tiny_vocoder(d, seed=2), root, spec={"vocoder": TINY_VOCODER_CONFIG})
 
 
 def tiny_whisper(root: Root = None) -> Path:
@@ -82,6 +91,7 @@ def tiny_plbert(root: Root = None) -> Path:
 BUILDERS: dict[str, Callable[[Root], Path]] = {
     "stable-diffusion": tiny_stable_diffusion,
     "auffusion": tiny_auffusion,
+    "vocoder": tiny_vocoder,
     "whisper": tiny_whisper,
     "clip": tiny_clip,
     "clap": tiny_clap,

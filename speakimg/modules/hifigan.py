@@ -1,0 +1,284 @@
+"""HiFiGANModule: HiFi-GAN training (from scratch or fine-tuning Auffusion's vocoder) in Lightning.
+
+A thin training wrapper over :mod:`speakimg.vocoder` (generator, discriminators, losses). Manual
+optimization, per batch (METHOD.md section 4)::
+
+    y_hat = G(mel)                                          # once
+    D step: loss_D(MPD, MSD on y and y_hat.detach())        # discriminator AdamW (G frozen)
+    G step: adv + feature matching + 45 * mel L1            # generator AdamW (D frozen)
+
+Both AdamW use lr 2e-4, betas (0.8, 0.99), weight decay 0.01; ExponentialLR(0.999) per epoch (jik876) or
+per batch (``lr_decay_interval="step"``), stepped by hand. Lightning counts every optimizer step, so
+``trainer.global_step`` (and ``max_steps``, ``every_n_train_steps``) advances by 2 per batch
+(Lightning #17958); logs are indexed by batches.
+
+Checkpoints carry ``vocoder_config`` so that ``Generator.from_pretrained(ckpt)`` and
+``python -m speakimg.vocoder.export CKPT OUT_DIR`` need nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+from speakimg.audio import MelConfig, log_mel, mel_to_image
+from speakimg.errors import ConfigError, ModelNotFoundError
+from speakimg.modules.common import check_finite
+from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from speakimg.vocoder.generator import Generator, GeneratorConfig
+from speakimg.vocoder.losses import (
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    mel_l1,
+)
+from speakimg.vocoder.norms import from_legacy_state_dict
+
+__all__ = ["HiFiGANModule"]
+
+log = logging.getLogger(__name__)
+
+# Lightning >= 2.6 warns that step-based checkpoints of manually optimized modules hold the weights after the
+# optimizer step. That is the state consistent with the checkpoint's loop counters (the batch counts as done),
+# i.e. the one to resume from; the warning's alternative would break exact resume.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization", category=UserWarning)
+
+
+class HiFiGANModule(LightningModule):
+    """Train or fine-tune a HiFi-GAN vocoder.
+
+    Args:
+        generator: architecture when training from scratch (default: Auffusion's); ignored with ``pretrained``.
+        pretrained: fine-tune this generator: an Auffusion model folder / hub id (``vocoder/``), a vocoder
+            folder, or a HiFiGANModule ``.ckpt``.
+        pretrained_discriminators: start the discriminators from a jik876 ``do_XXXXXXXX`` file (or one
+            written by ``python -m speakimg.vocoder.export``), or a HiFiGANModule ``.ckpt``.
+        mpd_periods: periods of the multi-period discriminator.
+        msd_scales: scales of the multi-scale discriminator.
+        discriminator_width: channel width of both discriminators relative to HiFi-GAN's (1.0: 70.7 M
+            parameters; 1/16 for CPU quickstarts).
+        learning_rate, adam_betas, weight_decay: both AdamW optimizers.
+        lr_decay: ExponentialLR gamma; ``lr_decay_interval`` "epoch" (jik876) or "step" (per batch).
+        mel_weight, feature_matching_weight: loss weights (45 and 2 in HiFi-GAN).
+        fmax_for_loss: upper frequency of the loss mel (``None``: full band, 8 kHz at 16 kHz).
+        grad_clip_val: clip each network's gradient norm to this (None: no clipping, as HiFi-GAN).
+        num_media_clips: validation clips logged as real-vs-generated audio and spectrograms.
+    """
+
+    def __init__(
+        self,
+        generator: GeneratorConfig | None = None,
+        pretrained: str | None = None,
+        pretrained_discriminators: str | None = None,
+        mpd_periods: Sequence[int] = (2, 3, 5, 7, 11),
+        msd_scales: int = 3,
+        discriminator_width: float = 1.0,
+        learning_rate: float = 2e-4,
+        adam_betas: tuple[float, float] = (0.8, 0.99),
+        weight_decay: float = 0.01,
+        lr_decay: float = 0.999,
+        lr_decay_interval: Literal["epoch", "step"] = "epoch",
+        mel_weight: float = 45.0,
+        feature_matching_weight: float = 2.0,
+        fmax_for_loss: float | None = None,
+        grad_clip_val: float | None = None,
+        num_media_clips: int = 2,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        if lr_decay_interval not in ("epoch", "step"):
+            raise ConfigError(f"lr_decay_interval must be 'epoch' or 'step', got {lr_decay_interval!r}")
+        if pretrained:
+            self.generator = Generator.from_pretrained(pretrained, remove_weight_norm=False).train()
+            log.info("fine-tuning the generator of %s", pretrained)
+            if generator is not None:
+                log.warning("both `generator` and `pretrained` are set: the architecture of %s is used", pretrained)
+        else:
+            self.generator = Generator(generator or GeneratorConfig())
+        self.mpd = MultiPeriodDiscriminator(mpd_periods, width=discriminator_width)
+        self.msd = MultiScaleDiscriminator(msd_scales, width=discriminator_width)
+        if pretrained_discriminators:
+            self._load_discriminators(pretrained_discriminators)
+        cfg = self.generator.config
+        self.loss_mel = MelConfig(
+            sample_rate=cfg.sampling_rate, hop_length=cfg.hop_length, n_mels=cfg.num_mels, fmax=fmax_for_loss
+        )
+        # Hyperparameters stay plain (weights_only checkpoints): the generator config as a dict.
+        self.save_hyperparameters(ignore=["generator"])
+        self.hparams["generator"] = cfg.to_dict()
+        self._checked_shapes = False
+
+    # ------------------------------------------------------------------------------------ loading
+    def _load_discriminators(self, path: str) -> None:
+        if not Path(path).is_file():
+            raise ModelNotFoundError(f"{path}: no such discriminator checkpoint (a jik876 do_XXXXXXXX file or a .ckpt)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:  # a HiFiGANModule checkpoint
+            sd = state["state_dict"]
+            mpd = {k[4:]: v for k, v in sd.items() if k.startswith("mpd.")}
+            msd = {k[4:]: v for k, v in sd.items() if k.startswith("msd.")}
+        elif isinstance(state, dict) and "mpd" in state and "msd" in state:  # jik876 do_XXXXXXXX
+            mpd, msd = state["mpd"], state["msd"]
+        else:
+            raise ConfigError(
+                f"{path}: not a discriminator checkpoint (expected jik876's {{'mpd', 'msd', ...}} or a HiFiGANModule .ckpt)"
+            )
+        for name, module, sd in (("mpd", self.mpd, mpd), ("msd", self.msd, msd)):
+            try:
+                module.load_state_dict(from_legacy_state_dict(module, sd), strict=True)
+            except RuntimeError as error:
+                raise ConfigError(f"{path}: the {name} weights do not fit this discriminator ({error})") from error
+        log.info("discriminators initialised from %s", path)
+
+    # ---------------------------------------------------------------------------------- inference
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """``[B, num_mels, T]`` log-mel -> ``[B, 1, hop * T]`` audio."""
+        return self.generator(mel)
+
+    # ----------------------------------------------------------------------------------- training
+    def configure_optimizers(self):
+        hp = self.hparams
+        kwargs = dict(lr=hp.learning_rate, betas=tuple(hp.adam_betas), weight_decay=hp.weight_decay)
+        opt_g = torch.optim.AdamW(self.generator.parameters(), **kwargs)
+        # MSD before MPD, as jik876: exported optimizer states index the parameters in the same order.
+        opt_d = torch.optim.AdamW(itertools.chain(self.msd.parameters(), self.mpd.parameters()), **kwargs)
+        sched_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=hp.lr_decay)
+        sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=hp.lr_decay)
+        return [opt_g, opt_d], [sched_g, sched_d]
+
+    def _check_batch(self, mel: torch.Tensor, audio: torch.Tensor, y_hat: torch.Tensor) -> None:
+        if y_hat.shape != audio.shape:
+            raise ConfigError(
+                f"the generator made {tuple(y_hat.shape)} from a mel of {tuple(mel.shape)}, but the audio is "
+                f"{tuple(audio.shape)}: its upsampling (x{self.generator.hop_length}) must equal the data's hop"
+            )
+
+    def _clip(self, optimizer) -> None:
+        if self.hparams.grad_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip_val, gradient_clip_algorithm="norm")
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        mel, y = batch["mel"], batch["audio"]
+        opt_g, opt_d = self.optimizers()
+        y_hat = self.generator(mel)
+        if not self._checked_shapes:
+            self._check_batch(mel, y, y_hat)
+            self._checked_shapes = True
+
+        # Discriminator step on the detached output.
+        self.toggle_optimizer(opt_d)
+        real_p, fake_p, _, _ = self.mpd(y, y_hat.detach())
+        real_s, fake_s, _, _ = self.msd(y, y_hat.detach())
+        loss_d_mpd = discriminator_loss(real_p, fake_p)[0]
+        loss_d_msd = discriminator_loss(real_s, fake_s)[0]
+        loss_d = check_finite(loss_d_mpd + loss_d_msd, "discriminator loss", self.global_step)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        self._clip(opt_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        # Generator step.
+        self.toggle_optimizer(opt_g)
+        mel_error = mel_l1(y, y_hat, self.loss_mel)
+        _, fake_p, fmap_rp, fmap_fp = self.mpd(y, y_hat)
+        _, fake_s, fmap_rs, fmap_fs = self.msd(y, y_hat)
+        adv_mpd = generator_adversarial_loss(fake_p)[0]
+        adv_msd = generator_adversarial_loss(fake_s)[0]
+        fm_mpd = feature_matching_loss(fmap_rp, fmap_fp, self.hparams.feature_matching_weight)
+        fm_msd = feature_matching_loss(fmap_rs, fmap_fs, self.hparams.feature_matching_weight)
+        loss_mel = self.hparams.mel_weight * mel_error
+        loss_g = check_finite(adv_mpd + adv_msd + fm_mpd + fm_msd + loss_mel, "generator loss", self.global_step)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        self._clip(opt_g)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        if self.hparams.lr_decay_interval == "step":
+            for scheduler in self.lr_schedulers():
+                scheduler.step()
+
+        # Per-step scalars of this rank (no collective per step); validation is averaged over ranks.
+        self.log_dict(
+            {
+                "train/loss_d": loss_d.detach(),
+                "train/loss_g": loss_g.detach(),
+                "train/mel_error": mel_error.detach(),
+            },
+            prog_bar=True,
+            batch_size=mel.shape[0],
+        )
+        self.log_dict(
+            {
+                "train/loss_d_mpd": loss_d_mpd.detach(),
+                "train/loss_d_msd": loss_d_msd.detach(),
+                "train/loss_g_adv_mpd": adv_mpd.detach(),
+                "train/loss_g_adv_msd": adv_msd.detach(),
+                "train/loss_g_fm_mpd": fm_mpd.detach(),
+                "train/loss_g_fm_msd": fm_msd.detach(),
+                "train/loss_g_mel": loss_mel.detach(),
+                "train/lr": float(opt_g.param_groups[0]["lr"]),
+            },
+            batch_size=mel.shape[0],
+        )
+
+    def on_train_epoch_end(self) -> None:
+        if self.hparams.lr_decay_interval == "epoch":
+            for scheduler in self.lr_schedulers():
+                scheduler.step()
+
+    # --------------------------------------------------------------------------------- validation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        mel, y = batch["mel"], batch["audio"]
+        y_hat = self.generator(mel)
+        error = mel_l1(y, y_hat, self.loss_mel)
+        self.log("val/mel_error", error, prog_bar=True, sync_dist=True, batch_size=mel.shape[0])
+        if self.global_rank == 0 and batch_idx < self.hparams.num_media_clips and self.logger is not None:
+            self._log_media(batch_idx, y[0, 0], y_hat[0, 0])
+        return error
+
+    def _log_media(self, index: int, real: torch.Tensor, fake: torch.Tensor) -> None:
+        """Real vs generated audio and log-mel images of one clip, for W&B or TensorBoard (else skipped)."""
+        real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
+        mels = log_mel(torch.stack([real, fake]), MelConfig())
+        image = torch.cat([mel_to_image(mels[0])[0], mel_to_image(mels[1])[0]], dim=0)  # real above generated
+        rgb = _colorize(image.numpy())
+        sr, step = self.generator.sample_rate, self.global_step // 2
+        key = f"val/clip{index}"
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_audio(
+                    f"{key}/audio",
+                    [real.numpy(), fake.numpy()],
+                    step=step,
+                    sample_rate=[sr, sr],
+                    caption=["real", "generated"],
+                )
+                logger.log_image(f"{key}/mel", [rgb], step=step, caption=["real (top) / generated (bottom)"])
+            elif isinstance(logger, TensorBoardLogger):
+                writer = logger.experiment
+                writer.add_audio(f"{key}/real", real.unsqueeze(0), step, sample_rate=sr)
+                writer.add_audio(f"{key}/generated", fake.unsqueeze(0), step, sample_rate=sr)
+                writer.add_image(f"{key}/mel", rgb, step, dataformats="HWC")
+
+    # -------------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vocoder_config"] = self.generator.config.to_dict()
+
+
+def _colorize(gray: np.ndarray) -> np.ndarray:
+    """``[H, W]`` in [0, 1] -> ``[H, W, 3]`` uint8 through matplotlib's magma."""
+    import matplotlib
+
+    rgb = matplotlib.colormaps["magma"](np.clip(gray, 0.0, 1.0))[..., :3]
+    return (rgb * 255.0 + 0.5).astype(np.uint8)
