@@ -5,9 +5,9 @@ data option can be overridden on the command line (``--trainer.max_steps 100``,
 ``--model.init_args.lora_rank 8``). The resolved config is saved in the run folder (reruns in the same
 folder overwrite it). ``--ckpt_path PATH`` (or ``last``) resumes a run exactly.
 
-``--trainer.default_root_dir`` is the run folder: a ``ModelCheckpoint`` without ``dirpath`` writes to
-``<run folder>/checkpoints`` and a W&B / TensorBoard / CSV logger without ``save_dir`` logs under the run
-folder, so one option moves a whole run.
+``--trainer.default_root_dir`` is the run folder: with a W&B logger without ``save_dir``, W&B logs under
+it and a ``ModelCheckpoint`` without ``dirpath`` writes to ``<run folder>/checkpoints`` (one option moves
+a whole run, and ``--ckpt_path last`` finds the checkpoints of earlier runs in the same folder).
 
 Multi-GPU: ``--trainer.strategy ddp --trainer.devices N``; multi-node: launch the same command with
 torchrun or under SLURM (``srun``), adding ``--trainer.num_nodes M``.
@@ -52,26 +52,39 @@ class SpeakimgCLI(LightningCLI):
             raise cause from None
 
 
-_LOGGERS_WITH_SAVE_DIR = ("WandbLogger", "TensorBoardLogger", "CSVLogger")
+def _is(node, class_name: str) -> bool:
+    return str(getattr(node, "class_path", "")).endswith(class_name)
 
 
 def _run_folder_defaults(config) -> None:
-    """Point checkpoints and loggers that have no folder of their own into ``trainer.default_root_dir``."""
+    """W&B defaults: a ``WandbLogger`` without ``save_dir`` logs into ``trainer.default_root_dir``, and with
+    it a ``ModelCheckpoint`` without ``dirpath`` writes to ``<default_root_dir>/checkpoints``.
+
+    (W&B's own default checkpoint folder is named after the W&B run id, new for every run, so a rerun
+    with ``--ckpt_path last`` would find no checkpoint.) Other loggers keep Lightning's defaults.
+    """
     trainer = config.get("trainer")
     root = trainer.get("default_root_dir") if trainer is not None else None
     if not root:
         return
-    for callback in trainer.get("callbacks") or []:
-        if (
-            getattr(callback, "class_path", "").endswith("ModelCheckpoint")
-            and callback.init_args.get("dirpath") is None
-        ):
-            callback.init_args.dirpath = str(Path(root) / "checkpoints")
     loggers = trainer.get("logger")
-    for logger in loggers if isinstance(loggers, list) else [loggers]:
-        is_file_logger = getattr(logger, "class_path", "").endswith(_LOGGERS_WITH_SAVE_DIR)
-        if is_file_logger and logger.init_args.get("save_dir") in (None, "", "."):
+    wandb = [lg for lg in (loggers if isinstance(loggers, list) else [loggers]) if _is(lg, "WandbLogger")]
+    if not wandb:
+        return
+    for logger in wandb:
+        if logger.init_args.get("save_dir") in (None, "", "."):
             logger.init_args.save_dir = str(root)
+    for callback in trainer.get("callbacks") or []:
+        if _is(callback, "ModelCheckpoint") and callback.init_args.get("dirpath") is None:
+            callback.init_args.dirpath = str(Path(root) / "checkpoints")
+
+
+def _finish_wandb(trainer, failed: bool = False) -> None:
+    """Close the W&B run of a finished (or failed) job; Lightning leaves it open for notebooks, and the
+    next job in the same process would append to it instead of starting its own run."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
+            logger.experiment.finish(exit_code=1 if failed else 0)
 
 
 def _speakimg_cause(error: BaseException) -> SpeakimgError | None:
@@ -104,7 +117,12 @@ def main(args: list[str] | None = None) -> SpeakimgCLI:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cli = build_cli(args)
     ckpt_path = cli.config.get("ckpt_path")
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    failed = True
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+        failed = False
+    finally:
+        _finish_wandb(cli.trainer, failed)
     run_folder = cli.trainer.log_dir  # a broadcast under DDP: every rank must take part (not only rank 0)
     if cli.trainer.is_global_zero:
         best = getattr(cli.trainer.checkpoint_callback, "last_model_path", None) or getattr(

@@ -146,13 +146,18 @@ def test_run_folder_defaults_fill_only_what_is_unset():
     def checkpoint(dirpath):
         return Namespace(class_path="lightning.pytorch.callbacks.ModelCheckpoint", init_args=Namespace(dirpath=dirpath))
 
-    config = Namespace(
-        trainer=Namespace(
-            default_root_dir="runs/a",
-            callbacks=[checkpoint(None), checkpoint("elsewhere")],
-            logger=Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(save_dir=".")),
-        )
-    )
-    _run_folder_defaults(config)
-    assert [c.init_args.dirpath for c in config.trainer.callbacks] == [str(Path("runs/a/checkpoints")), "elsewhere"]
-    assert config.trainer.logger.init_args.save_dir == "runs/a"
+    def logger(name, save_dir):
+        return Namespace(class_path=f"lightning.pytorch.loggers.{name}", init_args=Namespace(save_dir=save_dir))
+
+    def config(loggers):
+        callbacks = [checkpoint(None), checkpoint("elsewhere")]
+        return Namespace(trainer=Namespace(default_root_dir="runs/a", callbacks=callbacks, logger=loggers))
+
+    wandb = config(logger("WandbLogger", "."))
+    _run_folder_defaults(wandb)
+    assert [c.init_args.dirpath for c in wandb.trainer.callbacks] == [str(Path("runs/a/checkpoints")), "elsewhere"]
+    assert wandb.trainer.logger.init_args.save_dir == "runs/a"
+    csv = config([logger("CSVLogger", "logs")])  # other loggers keep Lightning's defaults
+    _run_folder_defaults(csv)
+    assert [c.init_args.dirpath for c in csv.trainer.callbacks] == [None, "elsewhere"]
+    assert csv.trainer.logger[0].init_args.save_dir == "logs"
