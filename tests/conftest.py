@@ -73,3 +73,17 @@ def speech() -> torch.Tensor:
 
     wav = FestivalTTS().synthesize("The quick brown fox jumps over the lazy dog near the river bank.")
     return peak_normalize(wav, 0.95)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_sd, tiny_auffusion):
+    """ImagesThatSpeakPipeline on the tiny SD + tiny Auffusion, with a 2-iteration Griffin-Lim (fast).
+
+    Shared by the session: tests must not move, compile or otherwise change it.
+    """
+    from speakimg.pipeline import ImagesThatSpeakPipeline
+    from speakimg.vocoder import GriffinLimVocoder
+
+    pipe = ImagesThatSpeakPipeline.from_pretrained(tiny_sd, tiny_auffusion, GriffinLimVocoder(n_iter=2))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
