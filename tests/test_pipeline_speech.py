@@ -121,3 +121,29 @@ def test_the_default_vocoder_of_a_speech_model_is_looked_for_in_its_base_model(t
     # neither the speech folder nor the tiny Auffusion base has vocoder/: both were considered
     assert str(folder) in caplog.text and "auffusion" in caplog.text
     assert pipe.sources["vocoder"] == "griffin-lim"
+
+
+def test_a_speech_model_hub_id_is_handed_to_speech_model_by_id(tiny_sd, speech_folder, monkeypatch):
+    import speakimg.pipeline.loading as loading
+
+    folder, stand_in, loaded = speech_folder
+    asked = []
+
+    def fake_hub(name, subfolder=None, allow_patterns=None):  # the hub snapshot of a speech model repo
+        asked.append((name, subfolder, allow_patterns))
+        if name == "someone/speech-model":
+            return folder
+        return loading.Path(name) / subfolder if subfolder else loading.Path(name)
+
+    monkeypatch.setattr(loading, "resolve_dir", fake_hub)
+    parts = loading.load_audio_model("someone/speech-model")
+    assert loaded == ["someone/speech-model"]  # SpeechModel fetches its own files
+    assert asked[0][0] == "someone/speech-model" and loading.SPEECH_MARKER in asked[0][2]
+    assert parts.kind == "speech" and parts.unet is stand_in.unet
+    assert parts.scheduler_config["beta_schedule"] == "scaled_linear"  # the base model's schedule
+
+
+def test_the_package_exports_the_pipeline_lazily():
+    import speakimg
+
+    assert speakimg.ImagesThatSpeakPipeline is ImagesThatSpeakPipeline

@@ -133,7 +133,13 @@ def is_speech_model(root: str | Path) -> bool:
 
 def load_audio_model(name: str | Path = DEFAULT_AUDIO_MODEL, torch_dtype: torch.dtype | None = None) -> ModelParts:
     """An Auffusion-layout model, or an exported speech model (dispatched on its marker file)."""
-    root = _resolve(name, with_vocoder=True)
+    local = Path(name).expanduser()
+    if local.exists():
+        root = _resolve(local, with_vocoder=True)
+    else:  # a hub id: look for the speech marker first, then fetch what the model's kind needs
+        root = resolve_dir(str(name), allow_patterns=[SPEECH_MARKER, "model_index.json", "vocoder/*"])
+        if not is_speech_model(root):
+            root = _resolve(name, with_vocoder=True)
     if not is_speech_model(root):
         return _load_diffusers_parts(root, str(name), torch_dtype)
 
@@ -145,25 +151,22 @@ def load_audio_model(name: str | Path = DEFAULT_AUDIO_MODEL, torch_dtype: torch.
         raise ModelNotFoundError(
             f"'{name}' is a speech model ({SPEECH_MARKER}) but speakimg.speech cannot be imported: {error}"
         ) from error
-    speech = SpeechModel.from_pretrained(root)
+    speech = SpeechModel.from_pretrained(root if local.exists() else str(name))  # it fetches its own files
     for attr in ("unet", "prompt_encoder", "vae", "base_model"):
         if not hasattr(speech, attr):
             raise ConfigError(f"SpeechModel.from_pretrained('{root}') returned an object without .{attr}")
+    base = str(speech.base_model)
     scheduler = getattr(speech, "scheduler", None)
     if scheduler is not None:
         scheduler_config = dict(scheduler.config)
-    else:
-        base_root = _resolve(speech.base_model, with_vocoder=True)
-        scheduler_config = dict(DDIMScheduler.load_config(base_root, subfolder="scheduler"))
+    else:  # trained with its base model's noise schedule
+        scheduler_config = dict(DDIMScheduler.load_config(resolve_dir(base, subfolder="scheduler")))
     candidates = [root]
-    base_local = Path(str(speech.base_model)).expanduser()
-    if base_local.is_dir():
-        candidates.append(base_local)
-    else:
-        try:
-            candidates.append(_resolve(speech.base_model, with_vocoder=True))
-        except ModelNotFoundError as error:
-            log.warning("cannot look for a vocoder in the speech model's base model: %s", error)
+    try:
+        base_local = Path(base).expanduser()
+        candidates.append(base_local if base_local.is_dir() else resolve_dir(base, allow_patterns=["vocoder/*"]))
+    except ModelNotFoundError as error:
+        log.warning("cannot look for a vocoder in the speech model's base model: %s", error)
     return ModelParts(
         unet=speech.unet.eval().requires_grad_(False),
         vae=speech.vae.eval().requires_grad_(False),
