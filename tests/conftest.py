@@ -88,3 +88,17 @@ def vocoder_dataset(tmp_path_factory) -> Path:
     from vocoder_helpers import SENTENCES, write_speech_dataset
 
     return write_speech_dataset(tmp_path_factory.mktemp("vocoder-data"), SENTENCES[:6], val=1, speech_start=1600)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_sd, tiny_auffusion):
+    """ImagesThatSpeakPipeline on the tiny SD + tiny Auffusion, with a 2-iteration Griffin-Lim (fast).
+
+    Shared by the session: tests must not move, compile or otherwise change it.
+    """
+    from speakimg.pipeline import ImagesThatSpeakPipeline
+    from speakimg.vocoder import GriffinLimVocoder
+
+    pipe = ImagesThatSpeakPipeline.from_pretrained(tiny_sd, tiny_auffusion, GriffinLimVocoder(n_iter=2))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
