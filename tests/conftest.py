@@ -91,6 +91,20 @@ def vocoder_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_pipeline(tiny_sd, tiny_auffusion):
+    """ImagesThatSpeakPipeline on the tiny SD + tiny Auffusion, with a 2-iteration Griffin-Lim (fast).
+
+    Shared by the session: tests must not move, compile or otherwise change it.
+    """
+    from speakimg.pipeline import ImagesThatSpeakPipeline
+    from speakimg.vocoder import GriffinLimVocoder
+
+    pipe = ImagesThatSpeakPipeline.from_pretrained(tiny_sd, tiny_auffusion, GriffinLimVocoder(n_iter=2))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
 def tiny_plbert(tiny_root) -> Path:
     """PL-BERT in its original folder format (config.yml + several step_N.t7)."""
     from speakimg.testing import tiny_plbert
