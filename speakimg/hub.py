@@ -1,7 +1,9 @@
 """One code path from "a hub id or a local folder" to local files.
 
 Every loader in speakimg calls :func:`resolve_dir` or :func:`resolve_file`: a local folder is used
-as it is; anything else is treated as a Hugging Face hub id and fetched (or found in the local hub
+as it is; ``tiny:<name>`` is a model of the offline tiny-model kit (:mod:`speakimg.testing`, built on
+first use in ``$SPEAKIMG_TINY_DIR``; deterministic, so the reference means the same weights on every
+machine); anything else is treated as a Hugging Face hub id and fetched (or found in the local hub
 cache when offline). Failures become a :class:`~speakimg.errors.ModelNotFoundError` that says what
 was looked for and how to fix it.
 """
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from speakimg.errors import ModelNotFoundError
 
-__all__ = ["resolve_dir", "resolve_file", "is_local"]
+__all__ = ["TINY_PREFIX", "resolve_dir", "resolve_file", "is_local", "tiny_path"]
+
+TINY_PREFIX = "tiny:"
 
 
 def is_local(name_or_path: str | os.PathLike) -> bool:
@@ -28,6 +32,16 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 def _looks_like_path(name: str) -> bool:
     """A name that cannot be a hub id ("name" or "org/name") is a local path that does not exist."""
     return not _HUB_ID.match(name) or name.endswith((".pt", ".ckpt", ".json", ".safetensors", ".t7"))
+
+
+def tiny_path(name: str) -> Path:
+    """Local path of the tiny-kit model ``tiny:<name>`` (built on first use)."""
+    from speakimg.testing import BUILDERS
+
+    kit_name = name[len(TINY_PREFIX) :]
+    if kit_name not in BUILDERS:
+        raise ModelNotFoundError(f"{name!r}: the tiny-model kit has no {kit_name!r}; choose one of {sorted(BUILDERS)}")
+    return BUILDERS[kit_name]()
 
 
 def _hint(name: str) -> str:
@@ -44,6 +58,8 @@ def resolve_dir(
 ) -> Path:
     """Local folder for ``name_or_path`` (optionally its ``subfolder``), downloading a hub id if needed."""
     name = str(name_or_path)
+    if name.startswith(TINY_PREFIX):
+        return resolve_dir(tiny_path(name), subfolder)
     local = Path(name).expanduser()
     if local.exists():
         folder = local / subfolder if subfolder else local
@@ -73,6 +89,8 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, subfolder: str 
     ``name_or_path`` may also be the file itself.
     """
     name = str(name_or_path)
+    if name.startswith(TINY_PREFIX):
+        return resolve_file(tiny_path(name), filename, subfolder)
     local = Path(name).expanduser()
     if local.is_file():
         return local

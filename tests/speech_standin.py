@@ -102,9 +102,9 @@ class StandInSpeechData(LightningDataModule):
         if self.latents_vae:
             from diffusers import AutoencoderKL
 
-            from speakimg.speech.refs import resolve_model_dir
+            from speakimg.hub import resolve_dir
 
-            vae = AutoencoderKL.from_pretrained(resolve_model_dir(self.latents_vae), subfolder="vae").eval()
+            vae = AutoencoderKL.from_pretrained(resolve_dir(self.latents_vae), subfolder="vae").eval()
             with torch.no_grad():
                 latents = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
         for i in range(count):

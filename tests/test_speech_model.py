@@ -222,6 +222,15 @@ def test_fresh_lora_is_the_base_model(tiny_auffusion, tiny_plbert):
         torch.testing.assert_close(fresh.unet(z, t, emb).sample, base(z, t, emb).sample, rtol=1e-6, atol=1e-6)
 
 
+def test_tiny_references_resolve_through_the_hub_helpers(tiny_auffusion, tiny_plbert):
+    from speakimg.hub import resolve_dir, resolve_file
+
+    assert resolve_dir("tiny:auffusion", "unet") == tiny_auffusion / "unet"
+    assert resolve_file("tiny:plbert", "config.yml") == tiny_plbert / "config.yml"
+    with pytest.raises(ModelNotFoundError, match="tiny-model kit has no 'nothing'"):
+        resolve_dir("tiny:nothing")
+
+
 def test_load_errors(tmp_path, tiny_auffusion, tiny_plbert):
     with pytest.raises(ModelNotFoundError, match="speakimg_speech.json"):
         SpeechModel.from_pretrained(tiny_auffusion)

@@ -272,17 +272,24 @@ def test_checkpoint_of_other_settings_is_refused(straight_run, tiny_auffusion, t
         )
 
 
-@pytest.mark.slow
-def test_export_reloads_in_a_fresh_process(straight_run, tmp_path):
-    module = straight_run["module"]
-    out = tmp_path / "speech_model"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+@pytest.fixture(scope="module")
+def exported(straight_run) -> Path:
+    """``python -m speakimg.export`` of the step-4 checkpoint, run in its own process."""
+    out = straight_run["root"] / "speech_model"
     subprocess.run(
         [sys.executable, "-m", "speakimg.export", str(straight_run["ckpt"] / "s4.ckpt"), str(out)],
         check=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(REPO / "tests")},
         capture_output=True,
     )
+    return out
+
+
+@pytest.mark.slow
+def test_export_reloads_in_a_fresh_process(straight_run, exported, tmp_path):
+    module = straight_run["module"]
+    out = exported
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
     meta = json.loads((out / "speakimg_speech.json").read_text())
     assert meta["training"]["global_step"] == 4 and meta["training"]["ema"] is True
     script = textwrap.dedent(
@@ -319,3 +326,19 @@ def test_export_reloads_in_a_fresh_process(straight_run, tmp_path):
     pipe = StableDiffusionPipeline.from_pretrained(meta["base_model"])
     pipe.load_lora_weights(str(out))
     assert sum(".lora_A." in n for n, _ in pipe.unet.named_parameters()) == meta["lora"]["num_tensors"] // 2
+
+
+@pytest.mark.slow
+def test_the_exported_model_drives_the_combined_sampler(exported, tiny_sd):
+    """The speech model as the audio model of ImagesThatSpeakPipeline (dispatched on its marker)."""
+    from speakimg.pipeline import ImagesThatSpeakPipeline
+
+    pipe = ImagesThatSpeakPipeline.from_pretrained(tiny_sd, exported, "griffin-lim")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.sources["audio_model_kind"] == "speech"
+    z_T = torch.randn(1, 4, 32, 128, generator=torch.Generator().manual_seed(0))
+    run = dict(num_inference_steps=2, latents=z_T, output_type="latent", t_image=0.5)
+    one = pipe("a lighthouse", "A small red fox jumped over the quiet garden wall.", **run)
+    other = pipe("a lighthouse", "The old clock in the hall struck nine.", **run)
+    assert one.latents.shape == (1, 4, 32, 128) and torch.isfinite(one.latents).all()
+    assert not torch.allclose(one.latents, other.latents, atol=1e-5)  # the sentence conditions the sample

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from speakimg.errors import CheckpointError, ConfigError, ModelNotFoundError
+from speakimg.hub import resolve_dir
 from speakimg.speech.adapter import PhonemeAdapter
 from speakimg.speech.encoder import MODES, PhonemePromptEncoder
 from speakimg.speech.lora import (
@@ -44,7 +45,7 @@ from speakimg.speech.lora import (
     unfrozen_state_dict,
 )
 from speakimg.speech.plbert import PLBert
-from speakimg.speech.refs import describe_ref, resolve_model_dir
+from speakimg.speech.refs import describe_ref
 
 __all__ = [
     "ADAPTER_WEIGHTS",
@@ -173,7 +174,7 @@ class SpeechModel(nn.Module):
 
         from speakimg.conditioning import CLIPPromptEncoder
 
-        root = resolve_model_dir(config.base_model, allow_patterns=_base_patterns(config.mode))
+        root = resolve_dir(config.base_model, allow_patterns=_base_patterns(config.mode))
         for sub in ("unet", "vae", "scheduler"):
             if not (root / sub).is_dir():
                 raise ModelNotFoundError(
@@ -230,7 +231,7 @@ class SpeechModel(nn.Module):
         """
         from safetensors.torch import load_file
 
-        folder = resolve_model_dir(name_or_path)
+        folder = resolve_dir(name_or_path)
         marker = folder / MARKER
         if not marker.is_file():
             raise ModelNotFoundError(

@@ -25,7 +25,7 @@ import yaml
 from torch import nn
 
 from speakimg.errors import CheckpointError, ConfigError, ModelNotFoundError
-from speakimg.speech.refs import resolve_model_dir
+from speakimg.hub import resolve_dir
 
 __all__ = [
     "PLBERT_CONFIG",
@@ -136,7 +136,7 @@ class PLBert(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, subfolder: str | None = None) -> PLBert:
         """Load a PL-BERT folder (hub id, local folder or ``tiny:plbert``): the original or our layout."""
-        folder = resolve_model_dir(name_or_path, subfolder)
+        folder = resolve_dir(name_or_path, subfolder)
         config_path = folder / PLBERT_CONFIG
         if not config_path.is_file():
             raise ModelNotFoundError(f"{folder}: no {PLBERT_CONFIG}; a PL-BERT folder holds config.yml + step_<N>.t7")
