@@ -73,3 +73,11 @@ def speech() -> torch.Tensor:
 
     wav = FestivalTTS().synthesize("The quick brown fox jumps over the lazy dog near the river bank.")
     return peak_normalize(wav, 0.95)
+
+
+@pytest.fixture(scope="session")
+def tiny_vits(tiny_root) -> Path:
+    """A tiny random-weight VITS folder (transformers layout), for the ``transformers`` TTS engine."""
+    from speakimg.testing import tiny_vits
+
+    return tiny_vits(tiny_root)
