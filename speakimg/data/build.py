@@ -221,6 +221,10 @@ def _init_worker(out: str, config: BuildConfig, threads: int = 1) -> None:
         _STATE["engine_error"] = f"{type(error).__name__}: {error}"
 
 
+class _EngineUnavailable(Exception):
+    """The TTS engine could not be created in this process (its message says why and how to fix it)."""
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -258,17 +262,17 @@ def _build_item(item: Item) -> ManifestRecord:
 
     out: Path = _STATE["out"]
     config: BuildConfig = _STATE["config"]
+    prepared = None
     if item.error is not None:
         record = _error_record(item, config, item.error)
-    elif "engine_error" in _STATE:
-        record = _error_record(item, config, _STATE["engine_error"])
     else:
-        prepared = None
         try:
             prepared = prepare_text(item.text, language=config.language)
+            if "engine_error" in _STATE:
+                raise _EngineUnavailable(_STATE["engine_error"])
             fitted = speak_on_canvas(_STATE["engine"], prepared.normalized, config.fit, seed=item.seed)
             audio_rel, mel_rel = f"audio/{item.id}.wav", f"mels/{item.id}.npy"
-            save_audio(out / audio_rel, fitted.audio)
+            _atomic_write(out / audio_rel, lambda path: save_audio(path, fitted.audio))
             stored = load_audio(out / audio_rel)  # the mel is of exactly what was stored (16-bit PCM)
             if stored.shape[0] != CANVAS_SAMPLES:
                 raise DataError(f"{out / audio_rel}: {stored.shape[0]} samples, expected {CANVAS_SAMPLES}")
@@ -298,6 +302,8 @@ def _build_item(item: Item) -> ManifestRecord:
                 stretch=fitted.stretch,
                 stretch_method=fitted.stretch_method,
             )
+        except _EngineUnavailable as error:
+            record = _error_record(item, config, str(error), **_text_fields(prepared))
         except SpeakimgError as error:
             record = _error_record(item, config, f"{type(error).__name__}: {error}", **_text_fields(prepared))
         except Exception as error:  # an unexpected failure must not stop the build
