@@ -92,7 +92,8 @@ def _intelligibility(
     for record in tqdm(chosen, desc="griffin-lim", unit="item", leave=False):
         stored.append(load_record_audio(data_dir, record))
         generator = torch.Generator().manual_seed(seed)
-        resynth.append(griffin_lim(load_mel(data_dir, record), n_iter=gl_iters, generator=generator))
+        mel = load_mel(data_dir, record).to(device)
+        resynth.append(griffin_lim(mel, n_iter=gl_iters, generator=generator).cpu())
     stored_text = transcribe(model, tqdm(stored, desc="whisper (stored audio)", unit="item", leave=False))
     gl_text = transcribe(model, tqdm(resynth, desc="whisper (griffin-lim)", unit="item", leave=False))
     references = [r.text for r in chosen]
