@@ -90,7 +90,7 @@ def test_trim_silence_keeps_a_margin():
 
 def test_stretch_uses_the_engines_rate_control(festival):
     natural = trim_silence(festival.synthesize(SENTENCE)).shape[0]
-    fitted = speak_on_canvas(festival, SENTENCE, CanvasFit(mode="stretch", target_fill=0.8), seed=0)
+    fitted = speak_on_canvas(festival, SENTENCE, CanvasFit(mode="stretch", target_fill=0.8, max_stretch=4), seed=0)
     assert fitted.stretch_method == "native"
     assert abs(fitted.length - 0.8 * SPEECH_SAMPLES) <= 0.03 * 0.8 * SPEECH_SAMPLES
     assert fitted.stretch == pytest.approx(fitted.length / natural, abs=1e-3)
@@ -100,7 +100,7 @@ def test_stretch_uses_the_engines_rate_control(festival):
 @pytest.mark.parametrize("method", STRETCH_METHODS)
 def test_stretch_without_rate_control_time_stretches(method):
     engine = ToneTTS(seconds=2.0)
-    fit = CanvasFit(mode="stretch", target_fill=0.6, stretch_method=method)
+    fit = CanvasFit(mode="stretch", target_fill=0.6, max_stretch=4, stretch_method=method)
     fitted = speak_on_canvas(engine, "a tone", fit)
     natural = trim_silence(engine.synthesize("a tone")).shape[0]
     assert fitted.stretch_method == method

@@ -455,6 +455,30 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _warm_up(language: str) -> None:
+    """Import and run once what every item uses (librosa, soxr, soundfile, espeak), so forked workers start warm.
+
+    Without it each worker spends seconds on first-call imports, and two of them starting together on a
+    small machine double that.
+    """
+    import io
+
+    import soundfile
+
+    from speakimg.audio import log_mel, resample
+    from speakimg.data.canvas import trim_silence
+    from speakimg.text import prepare_text
+
+    wave = 0.1 * torch.sin(torch.arange(22050, dtype=torch.float32) * 0.05)
+    speech = torch.from_numpy(resample(wave.numpy(), 22050, 16000))
+    log_mel(trim_silence(speech))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, speech.numpy(), 16000, subtype="PCM_16", format="WAV")
+    buffer.seek(0)
+    soundfile.read(buffer, dtype="float32")
+    prepare_text("Warm up.", language=language)
+
+
 def _run_items(
     todo: Sequence[Item], out: Path, config: BuildConfig, workers: int, on_record: Callable[[ManifestRecord], None]
 ) -> None:
@@ -466,6 +490,8 @@ def _run_items(
         return
     import multiprocessing
 
+    with _torch_threads(1):
+        _warm_up(config.language)
     # fork where it exists (Linux): workers start in milliseconds and scripts need no __main__ guard; it is
     # safe because a worker only runs single-threaded torch (set in _init_worker, as DataLoader workers do)
     methods = multiprocessing.get_all_start_methods()
@@ -690,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: finished items are kept in {args.out}; rerun the same command to resume", file=sys.stderr)
+        return 130
     print(summary.format())
     nothing_built = summary.failed > 0 and summary.built == 0 and summary.skipped == 0
     return 1 if nothing_built else 0
