@@ -85,7 +85,7 @@ def test_phonemes_and_ids_round_trip(festival_dataset):
 def test_rerun_skips_finished_items(festival_dataset, sentences_file, capsys):
     before = digest(festival_dataset)
     assert main(["--texts", str(sentences_file), "--out", str(festival_dataset), "--workers", "2", "--quiet"]) == 0
-    assert "built 0, skipped 30 (already built), failed 0" in capsys.readouterr().out
+    assert "built 0, skipped 30 (already there), failed 0" in capsys.readouterr().out
     assert digest(festival_dataset) == before
 
 
@@ -138,9 +138,10 @@ def test_shards_merge_into_the_unsharded_dataset(festival_dataset, sentences_fil
     assert len(read_manifest(shards[0])) == 15 and len(read_manifest(shards[1])) == 15
     merged = tmp_path / "merged"
     assert main(["--merge", str(shards[0]), str(shards[1]), "--out", str(merged)]) == 0
-    assert "failed 0" in capsys.readouterr().out
+    assert "copied 30, skipped 0 (already there), failed 0" in capsys.readouterr().out
     assert digest(merged) == digest(festival_dataset)
     assert main(["--merge", "--out", str(merged)]) == 0  # re-indexing a complete folder changes nothing
+    assert "copied 0, skipped 30 (already there)" in capsys.readouterr().out
     assert digest(merged) == digest(festival_dataset)
 
 
@@ -177,7 +178,7 @@ def test_bad_sentences_become_error_records(tmp_path, capsys):
     out = tmp_path / "bad"
     assert main(["--texts", str(texts), "--out", str(out), "--workers", "0", "--quiet"]) == 0
     summary = capsys.readouterr().out
-    assert "built 1, skipped 0 (already built), failed 4" in summary and "1 duplicate" in summary
+    assert "built 1, skipped 0 (already there), failed 4" in summary and "1 duplicate" in summary
     records = read_manifest(out, status=None)
     assert [r.index for r in records] == [0, 1, 2, 3, 4]
     assert [r.status for r in records] == ["ok", "error", "error", "error", "error"]
@@ -192,7 +193,7 @@ def test_bad_sentences_become_error_records(tmp_path, capsys):
     assert not any((out / "audio").glob("*.wav.*")) and len(list((out / "mels").glob("*.npy"))) == 1
     # a rerun skips the finished item and retries the failed ones (e.g. after installing an engine)
     assert main(["--texts", str(texts), "--out", str(out), "--workers", "0", "--quiet"]) == 0
-    assert "built 0, skipped 1 (already built), failed 4" in capsys.readouterr().out
+    assert "built 0, skipped 1 (already there), failed 4" in capsys.readouterr().out
 
 
 def test_a_missing_engine_gives_error_records_and_says_how_to_install(tmp_path, monkeypatch, capsys):
@@ -202,7 +203,7 @@ def test_a_missing_engine_gives_error_records_and_says_how_to_install(tmp_path, 
     out = tmp_path / "taco"
     assert main(["--texts", str(texts), "--out", str(out), "--tts", "tacotron2", "--workers", "1", "--quiet"]) == 1
     summary = capsys.readouterr().out
-    assert "built 0, skipped 0 (already built), failed 2" in summary
+    assert "built 0, skipped 0 (already there), failed 2" in summary
     assert "MissingDependencyError x2" in summary and "pip install 'speakimg[tacotron2]'" in summary
     records = read_manifest(out, status=None)
     assert len(records) == 2 and all(r.status == "error" and "speakimg[tacotron2]" in r.error for r in records)

@@ -223,3 +223,22 @@ def test_no_val_split_skips_validation_and_small_batches_work(tmp_path):
     value = (-5.0 - LO) / (HI - LO) * 2 - 1
     assert torch.allclose(batches[1]["image"], torch.full((1, 3, 256, 1024), value), atol=1e-3)
     assert (tmp_path / MANIFEST).is_file()
+
+
+def test_vae_keys_are_file_safe_and_stable():
+    assert vae_key("runwayml/stable-diffusion-v1-5") == "runwayml--stable-diffusion-v1-5"
+    key = vae_key("/models/sd15/")
+    assert key.startswith("sd15-") and len(key) == len("sd15-") + 8 and key == vae_key("/models/sd15")
+    assert vae_key("/other/sd15") != key and "/" not in vae_key("./a b/c")
+
+
+@pytest.mark.slow
+def test_latents_cli(festival_dataset, tmp_path, tiny_sd, capsys):
+    from speakimg.data.latents import main
+
+    dataset = copy_items(festival_dataset, tmp_path / "cli", 2)
+    main([str(dataset), "--vae", str(tiny_sd), "--device", "cpu", "--batch-size", "2"])
+    folder = latents_dir(dataset, str(tiny_sd))
+    assert f"latents: {folder}" in capsys.readouterr().out
+    assert len(list(folder.glob("*.npy"))) == 2
+    assert np.load(next(folder.glob("*.npy")), allow_pickle=False).dtype == np.float16

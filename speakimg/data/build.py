@@ -409,6 +409,8 @@ class BuildSummary:
     seconds: float = 0.0
     failures: list[ManifestRecord] = field(default_factory=list)
     shard: tuple[int, int] | None = None
+    action: str = "built"
+    """What happened to the new items: ``built`` (a build) or ``copied`` (a merge)."""
 
     @property
     def items_per_second(self) -> float:
@@ -417,7 +419,7 @@ class BuildSummary:
     def format(self, max_failures: int = 10) -> str:
         where = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
         lines = [
-            f"speakimg.data.build{where}: built {self.built}, skipped {self.skipped} (already built), "
+            f"speakimg.data.build{where}: {self.action} {self.built}, skipped {self.skipped} (already there), "
             f"failed {self.failed} in {self.seconds:.1f} s ({self.items_per_second:.2f} items/s)",
             f"  dataset: {self.out}  ({self.total} sentences; manifest {self.out / MANIFEST})",
         ]
@@ -624,19 +626,20 @@ def merge_datasets(sources: Sequence[str | os.PathLike], out: str | os.PathLike)
                 if rel:
                     _atomic_write(out / rel, lambda p, src=folder / rel: shutil.copyfile(src, p))
             _write_record(out, record)
-            copied += 1
+            copied += record.status == "ok"
     records, missing = _assemble_manifest(out, items)
     failures = [r for r in records if r.status != "ok"]
     return BuildSummary(
         out=out,
         total=len(items),
         built=copied,
-        skipped=len(records) - copied,
+        skipped=len(records) - len(failures) - copied,
         failed=len(failures),
         missing=len(missing),
         duplicates=duplicates,
         seconds=time.perf_counter() - start,
         failures=failures,
+        action="copied",
     )
 
 
