@@ -8,6 +8,7 @@ cached (``$SPEAKIMG_TINY_DIR`` or ``~/.cache/speakimg/tiny``); a stale cache is 
 >>> from speakimg import testing
 >>> sd_folder = testing.tiny_stable_diffusion()      # StableDiffusionPipeline.from_pretrained(sd_folder)
 >>> whisper_ckpt = testing.tiny_whisper()             # whisper.load_model(whisper_ckpt)
+>>> vits_folder = testing.tiny_vits()                  # speakimg.tts.get_engine("transformers", model=vits_folder)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from speakimg.testing.cache import KIT_VERSION, cached_build, default_root
 from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
+from speakimg.testing.vits import write_tiny_vits
 from speakimg.testing.vocoder import TINY_VOCODER_CONFIG, write_tiny_vocoder
 from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
 
@@ -36,6 +38,7 @@ __all__ = [
     "tiny_clip",
     "tiny_stable_diffusion",
     "tiny_vocoder",
+    "tiny_vits",
     "tiny_whisper",
 ]
 
@@ -78,6 +81,11 @@ def tiny_clap(root: Root = None) -> Path:
     return cached_build("clap", write_tiny_clap, root)
 
 
+def tiny_vits(root: Root = None) -> Path:
+    """Folder with a tiny ``VitsModel`` + ``VitsTokenizer`` (MMS-TTS layout, 16 kHz; random weights)."""
+    return cached_build("vits", write_tiny_vits, root)
+
+
 BUILDERS: dict[str, Callable[[Root], Path]] = {
     "stable-diffusion": tiny_stable_diffusion,
     "auffusion": tiny_auffusion,
@@ -85,6 +93,7 @@ BUILDERS: dict[str, Callable[[Root], Path]] = {
     "whisper": tiny_whisper,
     "clip": tiny_clip,
     "clap": tiny_clap,
+    "vits": tiny_vits,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
 
