@@ -105,6 +105,37 @@ def tiny_pipeline(tiny_sd, tiny_auffusion):
 
 
 @pytest.fixture(scope="session")
+def tiny_vits(tiny_root) -> Path:
+    """A tiny random-weight VITS folder (transformers layout), for the ``transformers`` TTS engine."""
+    from speakimg.testing import tiny_vits
+
+    return tiny_vits(tiny_root)
+
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_SENTENCES = 30
+
+
+@pytest.fixture(scope="session")
+def sentences_file(tmp_path_factory) -> Path:
+    """The first 30 sentences of the shipped training set, as a builder input file."""
+    lines = (REPO / "configs" / "data" / "train_sentences.txt").read_text("utf-8").splitlines()[:BUILD_SENTENCES]
+    path = tmp_path_factory.mktemp("sentences") / "sentences.txt"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def festival_dataset(sentences_file, tmp_path_factory) -> Path:
+    """A dataset of 30 sentences built once per session by the CLI with festival and 2 workers (read-only)."""
+    from speakimg.data.build import main
+
+    out = tmp_path_factory.mktemp("datasets") / "festival30"
+    assert main(["--texts", str(sentences_file), "--out", str(out), "--workers", "2", "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_plbert(tiny_root) -> Path:
     """PL-BERT in its original folder format (config.yml + several step_N.t7)."""
     from speakimg.testing import tiny_plbert

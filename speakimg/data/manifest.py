@@ -3,13 +3,16 @@
 ::
 
     DATA_DIR/
-      manifest.jsonl        one JSON record per sentence (ok items and error records)
+      manifest.jsonl        one JSON record per sentence (ok items and error records), in input order
       build_config.json     the settings the dataset was built with
+      texts.txt             the input sentences (one per line), as given to the builder
       audio/<id>.wav        16 kHz mono PCM, the 10.24 s canvas (163 840 samples; speech in the first 10 s)
       mels/<id>.npy         float16 [256, 1024] natural-log mel = speakimg.audio.log_mel(audio)
-      latents/<vae-key>/<id>.npy   optional cached VAE latents, float16 [4, 32, 128]
+      records/<id>.json     the builder's per-item record (the manifest is assembled from these)
+      latents/<vae-key>/<id>.npy   optional cached VAE latents, float16 [4, 32, 128] (x scaling_factor)
 
-Paths in the manifest are relative to DATA_DIR, so a dataset folder can be moved or copied.
+Paths in the manifest are relative to DATA_DIR, so a dataset folder can be moved or copied. An item id
+is a hash of its sentence, so ids are stable when sentences are added or reordered.
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ class ManifestRecord:
     tts: str = ""
     error: str | None = None
     extra: dict = field(default_factory=dict)
+    index: int = -1
+    """Line number (0-based) of the sentence in the builder's input; the manifest is sorted by it."""
+    fit: str = ""
+    """How the speech was fitted to the canvas: ``"pad"`` or ``"stretch"``."""
+    stretch: float = 1.0
+    """Duration factor applied to the speech (1.0 = natural speed)."""
+    stretch_method: str = "none"
+    """``"none"``, ``"native"`` (the engine's rate control) or the time-stretch method used."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -95,9 +106,9 @@ def read_manifest(
 
 
 def write_records(data_dir: str | os.PathLike, records: list[ManifestRecord]) -> Path:
-    """Write ``manifest.jsonl`` atomically (temporary file, then rename)."""
+    """Write ``manifest.jsonl`` atomically (a temporary file unique to this process, then rename)."""
     path = Path(data_dir) / MANIFEST
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(record.to_json() + "\n")

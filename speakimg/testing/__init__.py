@@ -9,6 +9,7 @@ cached (``$SPEAKIMG_TINY_DIR`` or ``~/.cache/speakimg/tiny``); a stale cache is 
 >>> sd_folder = testing.tiny_stable_diffusion()      # StableDiffusionPipeline.from_pretrained(sd_folder)
 >>> whisper_ckpt = testing.tiny_whisper()             # whisper.load_model(whisper_ckpt)
 >>> plbert_folder = testing.tiny_plbert()              # speakimg.speech.PLBert.from_pretrained(plbert_folder)
+>>> vits_folder = testing.tiny_vits()                  # speakimg.tts.get_engine("transformers", model=vits_folder)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
 from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
+from speakimg.testing.vits import write_tiny_vits
 from speakimg.testing.vocoder import TINY_VOCODER_CONFIG, write_tiny_vocoder
 from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
 
@@ -41,6 +43,7 @@ __all__ = [
     "tiny_plbert",
     "tiny_stable_diffusion",
     "tiny_vocoder",
+    "tiny_vits",
     "tiny_whisper",
 ]
 
@@ -88,6 +91,11 @@ def tiny_plbert(root: Root = None) -> Path:
     return cached_build("plbert", write_tiny_plbert, root)
 
 
+def tiny_vits(root: Root = None) -> Path:
+    """Folder with a tiny ``VitsModel`` + ``VitsTokenizer`` (MMS-TTS layout, 16 kHz; random weights)."""
+    return cached_build("vits", write_tiny_vits, root)
+
+
 BUILDERS: dict[str, Callable[[Root], Path]] = {
     "stable-diffusion": tiny_stable_diffusion,
     "auffusion": tiny_auffusion,
@@ -96,6 +104,7 @@ BUILDERS: dict[str, Callable[[Root], Path]] = {
     "clip": tiny_clip,
     "clap": tiny_clap,
     "plbert": tiny_plbert,
+    "vits": tiny_vits,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
 

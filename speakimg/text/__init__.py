@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from speakimg.errors import TextError
+from speakimg.text.inventory import (
+    ENGLISH_PHONEMES,
+    PHONEME_EXAMPLES,
+    PhonemeCoverage,
+    phoneme_coverage,
+    split_phonemes,
+)
 from speakimg.text.normalize import ABBREVIATIONS, normalize_text
 from speakimg.text.phonemes import PUNCTUATION, phonemize
 from speakimg.text.symbols import (
@@ -23,6 +31,9 @@ from speakimg.text.symbols import (
 
 __all__ = [
     "ABBREVIATIONS",
+    "ENGLISH_PHONEMES",
+    "PHONEME_EXAMPLES",
+    "PhonemeCoverage",
     "PAD_ID",
     "PUNCTUATION",
     "SPACE_ID",
@@ -33,8 +44,10 @@ __all__ = [
     "ids_to_phonemes",
     "normalize_text",
     "phonemes_to_ids",
+    "phoneme_coverage",
     "phonemize",
     "prepare_text",
+    "split_phonemes",
     "unknown_symbols",
 ]
 
@@ -52,5 +65,8 @@ class PhonemizedText:
 def prepare_text(text: str, language: str = "en-us") -> PhonemizedText:
     """Normalise, phonemise and encode one sentence (raises ``TextError`` naming bad text)."""
     normalized = normalize_text(text)
-    phonemes = phonemize(normalized, language=language, normalize=False)
+    try:
+        phonemes = phonemize(normalized, language=language, normalize=False)
+    except TextError as error:  # name the text the user wrote, not its normalised form
+        raise TextError(str(error).replace(repr(normalized), repr(text), 1)) from None
     return PhonemizedText(text, normalized, phonemes, tuple(phonemes_to_ids(phonemes)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 
 from speakimg.errors import MissingDependencyError, TextError
@@ -19,7 +20,13 @@ def _backend(language: str):
     try:
         from phonemizer.backend import EspeakBackend
 
-        return EspeakBackend(language, preserve_punctuation=True, with_stress=True, language_switch="remove-flags")
+        # phonemizer resets the level of its own logger; a private one keeps its per-call warnings quiet
+        # ("words count mismatch" is about batches of lines; we phonemise one sentence at a time)
+        logger = logging.getLogger("speakimg.text.phonemizer")
+        logger.setLevel(logging.ERROR)
+        return EspeakBackend(
+            language, preserve_punctuation=True, with_stress=True, language_switch="remove-flags", logger=logger
+        )
     except RuntimeError as error:  # phonemizer raises RuntimeError when libespeak-ng is missing
         raise MissingDependencyError(
             f"phonemizer cannot find espeak-ng ({error}); install it: apt-get install espeak-ng"

@@ -7,14 +7,32 @@ from collections.abc import Callable
 from speakimg.tts.base import TTSEngine, TTSError
 from speakimg.tts.espeak import EspeakTTS
 from speakimg.tts.festival import FestivalTTS
+from speakimg.tts.tacotron2 import Tacotron2TTS
+from speakimg.tts.transformers_tts import TransformersTTS
 
-__all__ = ["ENGINES", "EspeakTTS", "FestivalTTS", "TTSEngine", "TTSError", "get_engine"]
+__all__ = [
+    "ENGINES",
+    "EspeakTTS",
+    "FestivalTTS",
+    "Tacotron2TTS",
+    "TTSEngine",
+    "TTSError",
+    "TransformersTTS",
+    "get_engine",
+]
+
 
 ENGINES: dict[str, Callable[..., TTSEngine]] = {
     "festival": FestivalTTS,
     "espeak": EspeakTTS,
+    "tacotron2": Tacotron2TTS,
+    "transformers": TransformersTTS,
 }
-"""Engine name -> factory. Keyword arguments of ``get_engine`` go to the factory."""
+"""Engine name -> factory. Keyword arguments of ``get_engine`` go to the factory.
+
+``festival`` (default; HTS voice, offline), ``espeak`` (offline), ``tacotron2`` (torchaudio, optional
+extra; downloads its weights) and ``transformers`` (``model=`` a hub id or folder, e.g. VITS/MMS).
+"""
 
 
 def get_engine(name: str = "festival", **kwargs) -> TTSEngine:

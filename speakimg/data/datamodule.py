@@ -1,0 +1,238 @@
+"""``SpeechMelDataModule``: (sentence, speech spectrogram) pairs of a built dataset, for the speech fine-tune.
+
+Batch contract (a dict):
+
+- ``"image"``: float32 ``[B, 3, 256, 1024]`` in [-1, 1], the VAE input (``mel_to_image`` + ``to_vae_range``:
+  low frequencies at the bottom), **or** ``"latents"``: float32 ``[B, 4, 32, 128]`` (the cached posterior
+  mean, already times the VAE's ``scaling_factor``) when ``latents_vae`` is set;
+- ``"phoneme_ids"``: long ``[B, L]`` PL-BERT ids (leading 0 included), padded with 0 to the batch maximum;
+- ``"phoneme_mask"``: long ``[B, L]``, 1 on real tokens (the leading 0 included), 0 on padding;
+- ``"text"``: list of the sentences; ``"id"``: list of the item ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from speakimg.data.latents import VAE_META, cache_latents, latents_dir, mel_to_vae_input
+from speakimg.data.manifest import MANIFEST, ManifestRecord, load_mel, read_manifest
+from speakimg.errors import DataError
+
+__all__ = ["SpeechMelDataModule", "SpeechMelDataset", "collate_speech"]
+
+log = logging.getLogger("speakimg.data")
+
+MEL_SHAPE = (256, 1024)
+LATENT_SHAPE = (4, 32, 128)
+
+
+class SpeechMelDataset(Dataset):
+    """Items of a built dataset: the VAE-ready image (or cached latent), phoneme ids, text and id."""
+
+    def __init__(self, data_dir: str | os.PathLike, records: list[ManifestRecord], latents: Path | None = None):
+        self.data_dir = Path(data_dir)
+        self.records = list(records)
+        self.latents = latents
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        item = {
+            "phoneme_ids": torch.tensor(record.phoneme_ids, dtype=torch.long),
+            "text": record.text,
+            "id": record.id,
+        }
+        if self.latents is not None:
+            latent = np.load(self.latents / f"{record.id}.npy", allow_pickle=False)
+            item["latents"] = torch.from_numpy(latent.astype(np.float32))
+        else:
+            item["image"] = mel_to_vae_input(load_mel(self.data_dir, record))
+        return item
+
+
+def collate_speech(items: list[dict]) -> dict:
+    """Stack images/latents; pad phoneme ids with 0 to the longest in the batch, with a mask."""
+    lengths = [int(item["phoneme_ids"].shape[0]) for item in items]
+    ids = torch.zeros(len(items), max(lengths), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, (item, n) in enumerate(zip(items, lengths, strict=True)):
+        ids[row, :n] = item["phoneme_ids"]
+        mask[row, :n] = 1
+    batch = {
+        "phoneme_ids": ids,
+        "phoneme_mask": mask,
+        "text": [i["text"] for i in items],
+        "id": [i["id"] for i in items],
+    }
+    key = "latents" if "latents" in items[0] else "image"
+    batch[key] = torch.stack([item[key] for item in items])
+    return batch
+
+
+def _npy_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    array = np.load(path, mmap_mode="r", allow_pickle=False)  # reads the header only
+    return array.shape, array.dtype
+
+
+class SpeechMelDataModule(LightningDataModule):
+    """Train/val batches of a dataset built by ``python -m speakimg.data.build`` (split from its manifest).
+
+    Args:
+        data_dir: the dataset folder.
+        batch_size: items per batch (per device under DDP).
+        num_workers: DataLoader worker processes.
+        latents_vae: hub id or folder of a diffusers pipeline / VAE: batches carry cached ``"latents"``
+            instead of ``"image"``; missing latents are computed in ``prepare_data`` (rank 0).
+        pin_memory: pin batches for faster host-to-GPU copies.
+        persistent_workers: keep workers alive between epochs (when ``num_workers > 0``).
+        val_batch_size: batch size of the val loader (default ``batch_size``).
+        drop_last: drop the last incomplete training batch.
+        max_phonemes: longest phoneme-id sequence allowed (PL-BERT has 512 positions).
+        latents_device: device used to compute missing latents (default: CUDA if available).
+        latents_batch_size: batch size used to compute missing latents.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 8,
+        num_workers: int = 4,
+        latents_vae: str | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_batch_size: int | None = None,
+        drop_last: bool = False,
+        max_phonemes: int = 512,
+        latents_device: str | None = None,
+        latents_batch_size: int = 8,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.latents_vae = latents_vae
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.val_batch_size = val_batch_size or batch_size
+        self.drop_last = drop_last
+        self.max_phonemes = max_phonemes
+        self.latents_device = latents_device
+        self.latents_batch_size = latents_batch_size
+        self.train_dataset: SpeechMelDataset | None = None
+        self.val_dataset: SpeechMelDataset | None = None
+
+    # -------------------------------------------------------------- Lightning hooks
+
+    def prepare_data(self) -> None:
+        """Compute missing VAE latents (runs once per node, before ``setup``)."""
+        if self.latents_vae is not None:
+            self._records()  # a clear error for a missing manifest before loading any VAE
+            cache_latents(self.data_dir, self.latents_vae, self.latents_device, self.latents_batch_size)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the manifest, split train/val, and validate every file the loaders will read."""
+        if self.train_dataset is not None:
+            return
+        records = self._records()
+        train = [r for r in records if r.split == "train"]
+        val = [r for r in records if r.split == "val"]
+        if not train:
+            raise DataError(
+                f"{self.data_dir / MANIFEST}: no 'train' items among {len(records)} ok items. Rebuild with a "
+                "smaller --val-fraction."
+            )
+        latents = self._check_latents(records) if self.latents_vae is not None else None
+        if latents is None:
+            self._check_mels(records)
+        self._check_phonemes(records)
+        self.train_dataset = SpeechMelDataset(self.data_dir, train, latents)
+        self.val_dataset = SpeechMelDataset(self.data_dir, val, latents)
+        log.info("speech data %s: %d train, %d val items (%s)", self.data_dir, len(train), len(val),
+                 f"latents {latents.name}" if latents else "images")  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, self.batch_size, shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.val_dataset:
+            return []  # no val split: Lightning skips validation
+        return self._loader(self.val_dataset, self.val_batch_size, shuffle=False, drop_last=False)
+
+    # -------------------------------------------------------------- helpers
+
+    def _loader(self, dataset: SpeechMelDataset | None, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            drop_last=drop_last,
+            collate_fn=collate_speech,
+        )
+
+    def _records(self) -> list[ManifestRecord]:
+        if not (self.data_dir / MANIFEST).is_file():
+            raise DataError(
+                f"{self.data_dir / MANIFEST}: no manifest. Build the dataset first: "
+                f"python -m speakimg.data.build --texts SENTENCES.txt --out {self.data_dir}"
+            )
+        records = read_manifest(self.data_dir)
+        if not records:
+            raise DataError(f"{self.data_dir / MANIFEST}: no ok items (every sentence failed?); see its error records")
+        return records
+
+    def _check_mels(self, records: list[ManifestRecord]) -> None:
+        for record in records:
+            path = self.data_dir / (record.mel or "")
+            if not record.mel or not path.is_file():
+                raise DataError(f"{path}: the mel of item {record.id} is missing. Rerun the build to restore it.")
+            try:
+                shape, dtype = _npy_shape(path)
+            except (OSError, ValueError) as error:
+                raise DataError(f"{path}: not a readable .npy mel ({error}). Rerun the build.") from error
+            if tuple(shape) != MEL_SHAPE or dtype.kind != "f":
+                raise DataError(
+                    f"{path}: a mel of shape {tuple(shape)} and dtype {dtype}; expected float {MEL_SHAPE}. "
+                    "Was it written by another tool? Rebuild the dataset with speakimg.data.build."
+                )
+
+    def _check_latents(self, records: list[ManifestRecord]) -> Path:
+        folder = latents_dir(self.data_dir, self.latents_vae)
+        hint = (
+            f"run `python -m speakimg.data.latents {self.data_dir} --vae {self.latents_vae}` (or fit once on one GPU)"
+        )
+        if not (folder / VAE_META).is_file():
+            raise DataError(f"{folder}: no latent cache for VAE {self.latents_vae!r}; {hint}")
+        missing = [r.id for r in records if not (folder / f"{r.id}.npy").is_file()]
+        if missing:
+            raise DataError(f"{folder}: {len(missing)} latents missing (e.g. {missing[0]}.npy); {hint}")
+        shape, _ = _npy_shape(folder / f"{records[0].id}.npy")
+        if tuple(shape) != LATENT_SHAPE:
+            raise DataError(f"{folder}: latents of shape {tuple(shape)}, expected {LATENT_SHAPE}")
+        meta = json.loads((folder / VAE_META).read_text("utf-8"))
+        log.info("latents of %s (scaling factor %s)", meta.get("vae"), meta.get("scaling_factor"))
+        return folder
+
+    def _check_phonemes(self, records: list[ManifestRecord]) -> None:
+        for record in records:
+            n = len(record.phoneme_ids)
+            if n < 2 or n > self.max_phonemes:
+                raise DataError(
+                    f"{self.data_dir / MANIFEST}: item {record.id} ({record.text!r}) has {n} phoneme ids; expected "
+                    f"2..{self.max_phonemes}. Shorten the sentence or rebuild the dataset."
+                )

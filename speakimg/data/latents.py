@@ -1,0 +1,176 @@
+"""A cache of VAE latents of a built speech dataset: encode each spectrogram once, train on latents.
+
+::
+
+    python -m speakimg.data.latents DATA_DIR --vae runwayml/stable-diffusion-v1-5 [--device cuda]
+
+writes ``DATA_DIR/latents/<vae-key>/<id>.npy`` (float16 ``[4, 32, 128]``: the posterior mean times the
+VAE's ``scaling_factor``) and ``vae.json`` (which VAE, its scaling factor and fingerprint).
+``SpeechMelDataModule(latents_vae=...)`` fills the same cache in ``prepare_data`` and then yields
+``"latents"`` instead of ``"image"``. ``<vae-key>`` is the VAE name as given (a hub id or a path),
+made file-safe: use the same string when caching and training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speakimg.audio import CANVAS_FRAMES, LOG_MEL_MIN, fit_canvas, mel_to_image, to_vae_range
+from speakimg.data.manifest import ManifestRecord, load_mel, read_manifest
+from speakimg.errors import DataError, ModelNotFoundError
+
+__all__ = ["LATENTS", "VAE_META", "cache_latents", "latents_dir", "load_vae", "mel_to_vae_input", "vae_key"]
+
+log = logging.getLogger("speakimg.data.latents")
+
+LATENTS = "latents"
+VAE_META = "vae.json"
+
+
+def mel_to_vae_input(logmel: torch.Tensor) -> torch.Tensor:
+    """A stored log-mel ``[256, F]`` -> the VAE's input image ``[3, 256, 1024]`` in [-1, 1].
+
+    Low frequencies at the bottom (``mel_to_image``), the canvas padded with silence to 1024 frames.
+    """
+    canvas = fit_canvas(logmel.float(), CANVAS_FRAMES, value=LOG_MEL_MIN)
+    return to_vae_range(mel_to_image(canvas))
+
+
+def vae_key(vae: str | os.PathLike) -> str:
+    """File-safe folder name for a VAE name as given.
+
+    A hub id ``org/name`` -> ``org--name``; a path -> its folder name plus a hash of the path as given
+    (``/models/sd15`` -> ``sd15-1a2b3c4d``).
+    """
+    name = str(vae).strip().rstrip("/\\")
+    is_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or Path(name).exists()
+    if not is_path and re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", name):
+        return name.replace("/", "--")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name).strip("-.")[:60] or "vae"
+    return f"{stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def latents_dir(data_dir: str | os.PathLike, vae: str | os.PathLike) -> Path:
+    """``DATA_DIR/latents/<vae-key>``."""
+    return Path(data_dir) / LATENTS / vae_key(vae)
+
+
+def _vae_folder(vae: str | os.PathLike) -> Path:
+    from speakimg.hub import resolve_dir
+
+    folder = resolve_dir(vae)
+    if (folder / "vae" / "config.json").is_file():  # a pipeline folder (SD 1.5, Auffusion)
+        return folder / "vae"
+    if (folder / "config.json").is_file():  # a VAE folder
+        return folder
+    raise ModelNotFoundError(f"{folder}: neither a diffusers pipeline folder with vae/ nor a VAE folder")
+
+
+def _fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(f"{path.name}:{path.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_vae(vae: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """The ``AutoencoderKL`` of a pipeline folder / hub id (its ``vae/``) or of a VAE folder, in eval mode."""
+    from diffusers import AutoencoderKL
+
+    model = AutoencoderKL.from_pretrained(_vae_folder(vae), torch_dtype=dtype)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def cache_latents(
+    data_dir: str | os.PathLike,
+    vae: str | os.PathLike,
+    device: str | torch.device | None = None,
+    batch_size: int = 8,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = True,
+) -> Path:
+    """Encode every ok item's spectrogram that has no cached latent yet; returns the cache folder.
+
+    Latents are the posterior mean times ``vae.config.scaling_factor`` (read from the VAE config),
+    stored as float16 ``[4, H/8, W/8]``. Each file is written atomically, so an interrupted run resumes.
+
+    Raises:
+        DataError: the cache folder holds latents of another VAE (different config or weights).
+    """
+    from tqdm.auto import tqdm
+
+    records: list[ManifestRecord] = read_manifest(data_dir)
+    out = latents_dir(data_dir, vae)
+    todo = [r for r in records if not (out / f"{r.id}.npy").is_file()]
+    folder = _vae_folder(vae)
+    fingerprint = _fingerprint(folder)
+    meta_path = out / VAE_META
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text("utf-8"))
+        if meta.get("fingerprint") != fingerprint:
+            raise DataError(
+                f"{out} holds latents of another VAE ({meta.get('resolved')}, fingerprint {meta.get('fingerprint')}); "
+                f"{vae} has fingerprint {fingerprint}. Delete {out} or use another VAE name."
+            )
+    if not todo:
+        return out
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = load_vae(vae, device, dtype)
+    scaling = float(model.config.scaling_factor)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "vae": str(vae),
+        "resolved": str(folder.resolve()),
+        "fingerprint": fingerprint,
+        "scaling_factor": scaling,
+        "latent": "posterior mean x scaling_factor",
+        "dtype": "float16",
+    }
+    tmp_meta = meta_path.with_name(f".{VAE_META}.{os.getpid()}.tmp")
+    tmp_meta.write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
+    os.replace(tmp_meta, meta_path)
+    bar = tqdm(total=len(todo), desc=f"latents {vae_key(vae)}", unit="item", disable=not progress)
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        images = torch.stack([mel_to_vae_input(load_mel(data_dir, r)) for r in chunk])
+        latents = model.encode(images.to(device, dtype)).latent_dist.mean * scaling
+        for record, latent in zip(chunk, latents.float().cpu().numpy().astype(np.float16), strict=True):
+            _save_npy(out / f"{record.id}.npy", latent)
+        bar.update(len(chunk))
+    bar.close()
+    log.info("cached %d latents in %s (scaling factor %s)", len(todo), out, scaling)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m speakimg.data.latents", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("data_dir", type=Path, help="a dataset built by speakimg.data.build")
+    parser.add_argument("--vae", required=True, help="hub id or folder of a diffusers pipeline (its vae/) or a VAE")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = cache_latents(args.data_dir, args.vae, args.device, args.batch_size)
+    print(f"latents: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""``python -m speakimg.data.report DATA_DIR``: what is in a speech dataset, and how intelligible it is.
+
+::
+
+    python -m speakimg.data.report data/speech [--whisper small.en | PATH | none] [--samples 20]
+
+Writes ``DATA_DIR/report/`` (or ``--out``): ``report.json`` (every number), ``report.md`` (the same,
+readable), ``spectrograms.png`` (example spectrograms as the diffusion models see them, with their
+sentences) and ``durations.png`` (speech durations and canvas fill). Reported:
+
+- items: ok / failed (by kind) / train / val;
+- speech durations, canvas fill (speech seconds / 10 s), stretch factors, where speech starts;
+- phoneme coverage: the 39 English phonemes (ARPAbet) and how often each occurs;
+- an **intelligibility ceiling**: Whisper transcribes a sample of the stored audio, and of its
+  Griffin-Lim re-synthesis from the stored mel (what a weight-free vocoder gets back from a perfect
+  spectrogram); both word error rates are reported. A trained speech model cannot do better than the
+  stored audio's WER, and a Griffin-Lim decode of its outputs not better than the second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speakimg.data.canvas import SPEECH_SAMPLES
+from speakimg.data.manifest import BUILD_CONFIG, ManifestRecord, load_mel, load_record_audio, read_manifest
+from speakimg.errors import DataError
+
+__all__ = ["dataset_report", "format_report", "main", "transcribe", "word_error_rate"]
+
+log = logging.getLogger("speakimg.data.report")
+
+DEFAULT_WHISPER = "small.en"
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus word error rate after Whisper's English text normalisation (case, punctuation, numbers).
+
+    Kept as one small function so ``speakimg.metrics.WhisperWER`` can replace it.
+    """
+    from torchmetrics.text import WordErrorRate
+    from whisper.normalizers import EnglishTextNormalizer
+
+    if len(references) != len(hypotheses) or not references:
+        raise ValueError(f"need as many hypotheses as references (> 0), got {len(hypotheses)} and {len(references)}")
+    normalize = EnglishTextNormalizer()
+    return float(WordErrorRate()([normalize(h) for h in hypotheses], [normalize(r) for r in references]))
+
+
+def transcribe(model, audio: Sequence[torch.Tensor]) -> list[str]:
+    """Whisper transcripts of 16 kHz float32 clips (greedy, temperature 0, English, fp32)."""
+    return [
+        model.transcribe(
+            clip.float().numpy(), language="en", temperature=0.0, fp16=False, condition_on_previous_text=False
+        )["text"].strip()
+        for clip in audio
+    ]
+
+
+def _stats(values: Sequence[float]) -> dict:
+    if not values:
+        return {}
+    return {
+        "min": round(min(values), 4),
+        "mean": round(statistics.fmean(values), 4),
+        "median": round(statistics.median(values), 4),
+        "max": round(max(values), 4),
+    }
+
+
+def _intelligibility(
+    data_dir: Path, records: list[ManifestRecord], whisper: str, samples: int, seed: int, gl_iters: int, device
+) -> dict:
+    import whisper as openai_whisper
+    from tqdm.auto import tqdm
+
+    from speakimg.audio import griffin_lim
+
+    chosen = sorted(random.Random(seed).sample(records, min(samples, len(records))), key=lambda r: r.index)
+    model = openai_whisper.load_model(whisper, device=device)
+    stored, resynth = [], []
+    for record in tqdm(chosen, desc="griffin-lim", unit="item", leave=False):
+        stored.append(load_record_audio(data_dir, record))
+        generator = torch.Generator().manual_seed(seed)
+        mel = load_mel(data_dir, record).to(device)
+        resynth.append(griffin_lim(mel, n_iter=gl_iters, generator=generator).cpu())
+    stored_text = transcribe(model, tqdm(stored, desc="whisper (stored audio)", unit="item", leave=False))
+    gl_text = transcribe(model, tqdm(resynth, desc="whisper (griffin-lim)", unit="item", leave=False))
+    references = [r.text for r in chosen]
+    return {
+        "whisper": str(whisper),
+        "samples": len(chosen),
+        "griffin_lim_iters": gl_iters,
+        "wer_stored_audio": word_error_rate(references, stored_text),
+        "wer_griffin_lim": word_error_rate(references, gl_text),
+        "transcripts": [
+            {"id": r.id, "text": r.text, "stored_audio": a, "griffin_lim": g}
+            for r, a, g in zip(chosen, stored_text, gl_text, strict=True)
+        ],
+    }
+
+
+def _spectrogram_grid(path: Path, data_dir: Path, records: list[ManifestRecord]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from speakimg.audio import mel_to_image
+
+    fig, axes = plt.subplots(len(records), 1, figsize=(12, 1.6 * len(records)), squeeze=False)
+    for ax, record in zip(axes[:, 0], records, strict=True):
+        image = mel_to_image(load_mel(data_dir, record))[0].numpy()  # [256, 1024], low frequencies at the bottom
+        ax.imshow(image, cmap="magma", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+        title = f"{record.text}  ({record.speech_seconds:.1f} s, x{record.stretch:g})"
+        ax.set_title(title, fontsize=8, loc="left")
+        ax.set_xticks([0, 256, 512, 768, 1000])
+        ax.set_xticklabels(["0 s", "2.56", "5.12", "7.68", "10 s"], fontsize=6)
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _durations_plot(path: Path, seconds: list[float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(seconds, bins=np.linspace(0, 10, 41), color="#444")
+    ax.set_xlabel("speech seconds (canvas holds 10 s)")
+    ax.set_ylabel("items")
+    ax.set_xlim(0, 10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def dataset_report(
+    data_dir: str | os.PathLike,
+    whisper: str | os.PathLike | None = DEFAULT_WHISPER,
+    samples: int = 20,
+    examples: int = 8,
+    out: str | os.PathLike | None = None,
+    seed: int = 0,
+    gl_iters: int = 64,
+    device: str | None = None,
+) -> dict:
+    """Compute the report of a built dataset, write its files, and return it as a dict.
+
+    Args:
+        data_dir: a dataset built by ``speakimg.data.build``.
+        whisper: a Whisper model name (``small.en``, ``large-v3``...) or checkpoint path; ``None`` skips
+            the intelligibility check.
+        samples: items transcribed (stored audio and Griffin-Lim), drawn with ``seed``.
+        examples: spectrograms in the PNG grid.
+        out: output folder (default ``DATA_DIR/report``).
+        gl_iters: Griffin-Lim iterations of the re-synthesis.
+        device: torch device of Whisper (default: CUDA if available).
+    """
+    from speakimg.text import SYMBOL_TO_ID, UNKNOWN, phoneme_coverage
+
+    data_dir = Path(data_dir)
+    everything = read_manifest(data_dir, status=None)
+    records = [r for r in everything if r.status == "ok"]
+    if not records:
+        raise DataError(f"{data_dir}: no ok items to report on ({len(everything)} error records)")
+    out = Path(out) if out is not None else data_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = data_dir / BUILD_CONFIG
+    config = json.loads(config_path.read_text("utf-8")) if config_path.is_file() else {}
+    failures = Counter((r.error or "").split(":")[0] for r in everything if r.status != "ok")
+    seconds = [r.speech_seconds for r in records]
+    coverage = phoneme_coverage(r.phonemes for r in records)
+    unknown = sum(ids.count(SYMBOL_TO_ID[UNKNOWN]) for ids in (r.phoneme_ids for r in records))
+    report: dict = {
+        "data_dir": str(data_dir),
+        "build": {k: config.get(k) for k in ("tts", "tts_options", "fit", "seed", "val_fraction") if k in config},
+        "items": {
+            "ok": len(records),
+            "failed": len(everything) - len(records),
+            "train": sum(r.split == "train" for r in records),
+            "val": sum(r.split == "val" for r in records),
+            "failures_by_kind": dict(failures.most_common()),
+        },
+        "speech_seconds": _stats(seconds),
+        "canvas_fill": _stats([s * 16000 / SPEECH_SAMPLES for s in seconds]),
+        "stretch": {
+            **_stats([r.stretch for r in records]),
+            "methods": dict(Counter(r.stretch_method for r in records)),
+        },
+        "speech_start_seconds": _stats([r.speech_start / 16000 for r in records]),
+        "phonemes": {
+            "ids_per_item": _stats([len(r.phoneme_ids) for r in records]),
+            "unknown_ids": unknown,
+            "coverage": coverage.to_dict(),
+        },
+    }
+    picked = sorted(random.Random(seed).sample(records, min(examples, len(records))), key=lambda r: r.index)
+    _spectrogram_grid(out / "spectrograms.png", data_dir, picked)
+    _durations_plot(out / "durations.png", seconds)
+    report["files"] = {"spectrograms": str(out / "spectrograms.png"), "durations": str(out / "durations.png")}
+    if whisper is not None and str(whisper).lower() != "none":
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        report["intelligibility"] = _intelligibility(data_dir, records, str(whisper), samples, seed, gl_iters, device)
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    (out / "report.md").write_text(format_report(report), "utf-8")
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as Markdown."""
+    items, cov = report["items"], report["phonemes"]["coverage"]
+
+    def row(name: str, stats: dict, unit: str = "") -> str:
+        if not stats:
+            return f"| {name} | - | - | - | - |"
+        return f"| {name} | {stats['min']:g}{unit} | {stats['mean']:g}{unit} | {stats['median']:g}{unit} | {stats['max']:g}{unit} |"
+
+    lines = [
+        f"# Speech dataset report: {report['data_dir']}",
+        "",
+        f"Built with: `{json.dumps(report.get('build', {}), sort_keys=True)}`",
+        "",
+        f"**Items**: {items['ok']} ok ({items['train']} train, {items['val']} val), {items['failed']} failed"
+        + (f" ({', '.join(f'{k} x{n}' for k, n in items['failures_by_kind'].items())})" if items["failed"] else ""),
+        "",
+        "| | min | mean | median | max |",
+        "| --- | --- | --- | --- | --- |",
+        row("speech seconds", report["speech_seconds"], " s"),
+        row("canvas fill (of 10 s)", report["canvas_fill"]),
+        row("stretch factor", {k: v for k, v in report["stretch"].items() if k != "methods"}),
+        row("speech start", report["speech_start_seconds"], " s"),
+        row("phoneme ids per item", report["phonemes"]["ids_per_item"]),
+        "",
+        f"Stretch methods: {report['stretch'].get('methods', {})}",
+        "",
+        f"**Phoneme coverage**: {cov['fraction']:.0%} of the 39 English phonemes"
+        + (f"; missing: {', '.join(cov['missing'])}" if cov["missing"] else "")
+        + f"; unknown symbol ids: {report['phonemes']['unknown_ids']}",
+        "",
+        "| " + " | ".join(cov["counts"]) + " |",
+        "| " + " | ".join("---" for _ in cov["counts"]) + " |",
+        "| " + " | ".join(str(n) for n in cov["counts"].values()) + " |",
+        "",
+    ]
+    if "intelligibility" in report:
+        intel = report["intelligibility"]
+        lines += [
+            f"**Intelligibility ceiling** (Whisper `{intel['whisper']}`, {intel['samples']} items):",
+            "",
+            "| audio | WER |",
+            "| --- | --- |",
+            f"| stored audio | {intel['wer_stored_audio']:.1%} |",
+            f"| Griffin-Lim ({intel['griffin_lim_iters']} it.) from the stored mel | {intel['wer_griffin_lim']:.1%} |",
+            "",
+        ]
+    lines += ["![spectrograms](spectrograms.png)", "", "![durations](durations.png)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m speakimg.data.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--whisper", default=DEFAULT_WHISPER, help="Whisper name or checkpoint path; 'none' skips")
+    parser.add_argument("--samples", type=int, default=20, help="items transcribed")
+    parser.add_argument("--examples", type=int, default=8, help="spectrograms in the PNG grid")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default DATA_DIR/report)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gl-iters", type=int, default=64, help="Griffin-Lim iterations")
+    parser.add_argument("--device", default=None, help="Whisper's device (default: cuda if available)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = dataset_report(args.data_dir, args.whisper, args.samples, args.examples, args.out, args.seed,
+                            args.gl_iters, args.device)  # fmt: skip
+    print(format_report(report))
+    print(f"written to {Path(report['files']['spectrograms']).parent}")
+
+
+if __name__ == "__main__":
+    main()
