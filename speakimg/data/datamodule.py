@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from speakimg.data.latents import VAE_META, cache_latents, latents_dir, mel_to_vae_input
 from speakimg.data.manifest import MANIFEST, ManifestRecord, load_mel, read_manifest
 from speakimg.errors import DataError
 
-__all__ = ["SpeechMelDataModule", "SpeechMelDataset", "collate_speech"]
+__all__ = ["EpochShuffleSampler", "SpeechMelDataModule", "SpeechMelDataset", "collate_speech"]
 
 log = logging.getLogger("speakimg.data")
 
@@ -77,6 +77,30 @@ def collate_speech(items: list[dict]) -> dict:
     key = "latents" if "latents" in items[0] else "image"
     batch[key] = torch.stack([item[key] for item in items])
     return batch
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A fresh permutation each epoch, drawn from ``seed + epoch`` (Lightning calls ``set_epoch``).
+
+    Unlike ``RandomSampler`` the order does not depend on the global RNG, so a run resumed from a
+    checkpoint at an epoch boundary sees the same batches as the uninterrupted run. ``seed`` defaults
+    to ``seed_everything``'s seed (``PL_GLOBAL_SEED``), else 0. Under DDP Lightning shards this order.
+    """
+
+    def __init__(self, size: int, seed: int | None = None) -> None:
+        self.size = int(size)
+        self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 def _npy_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -177,7 +201,7 @@ class SpeechMelDataModule(LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(len(dataset)) if shuffle else None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
