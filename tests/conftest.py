@@ -141,3 +141,11 @@ def tiny_plbert(tiny_root) -> Path:
     from speakimg.testing import tiny_plbert
 
     return tiny_plbert(tiny_root)
+
+
+@pytest.fixture(scope="session")
+def speech_data(festival_dataset, tmp_path_factory) -> Path:
+    """A writable copy of the festival dataset for training tests (the data module caches latents in it)."""
+    copy = tmp_path_factory.mktemp("speech-data") / "festival30"
+    shutil.copytree(festival_dataset, copy)
+    return copy

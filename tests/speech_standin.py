@@ -1,10 +1,12 @@
-"""A stand-in for ``speakimg.data.SpeechMelDataModule`` (issue 3, written in parallel) in the same contract.
+"""A small data module in ``speakimg.data.SpeechMelDataModule``'s batch contract, for unit tests.
 
-Real data made here: festival speech of a few sentences -> ``log_mel`` -> ``mel_to_image`` -> the
-1024-frame canvas -> ``to_vae_range``, and ``prepare_text`` phoneme ids. Batches are dicts with
-``image`` float32 [B, 3, 256, 1024] in [-1, 1] (or ``latents`` [B, 4, 32, 128] x scaling_factor when
-``latents_vae`` is given), ``phoneme_ids`` / ``phoneme_mask`` long [B, L] padded with 0 to the batch
-maximum, ``text`` and ``id`` lists. Importable from subprocesses with ``PYTHONPATH=tests``.
+The end-to-end tests use the real ``SpeechMelDataModule`` on a built dataset; the module-level tests use
+this one where they need control: one or two items in a fixed order, images or latents on demand, or
+mel images of a wrong height. Real data all the same: festival speech of a few sentences ->
+``log_mel`` -> ``mel_to_image`` -> the 1024-frame canvas -> ``to_vae_range``, and ``prepare_text``
+phoneme ids. Batches: ``image`` float32 [B, 3, 256, 1024] in [-1, 1] (or ``latents`` [B, 4, 32, 128] x
+scaling_factor when ``latents_vae`` is given), ``phoneme_ids`` / ``phoneme_mask`` long [B, L] padded with
+0 to the batch maximum, ``text`` and ``id`` lists.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """``python -m speakimg.fit`` with the speech quickstart: CLI overrides, run folder, reruns, errors, DDP.
 
-The quickstart config points at ``speakimg.data.SpeechMelDataModule`` (issue 3); these tests run it with
-the stand-in data module of ``tests/speech_standin.py``, which yields the same batch contract.
+The quickstart config as shipped (tiny kit, ``SpeechMelDataModule`` with a tiny-VAE latent cache), on a
+dataset built by ``python -m speakimg.data.build`` (the session's festival dataset).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-import speech_standin as standin
 import torch
 import yaml
 from conftest import requires_festival
@@ -26,16 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "configs" / "quickstart_speech.yaml"
 
 
-@pytest.fixture(scope="session")
-def examples(tmp_path_factory) -> Path:
-    return standin.make_examples(tmp_path_factory.mktemp("fit-speech") / "examples.pt")
-
-
-def quickstart(tmp_path: Path, examples: Path, every_n_train_steps: int | None = None, **data) -> Path:
-    """The quickstart config with the stand-in data module (and optionally more frequent checkpoints)."""
+def quickstart(tmp_path: Path, data_dir: Path, every_n_train_steps: int | None = None, **data) -> Path:
+    """The quickstart config on ``data_dir`` (no loader workers: faster in tests), optionally more checkpoints."""
     config = yaml.safe_load(QUICKSTART.read_text())
-    init = {"data_file": str(examples), "latents_vae": "tiny:auffusion", "batch_size": 1, "limit": 2, **data}
-    config["data"] = {"class_path": "speech_standin.StandInSpeechData", "init_args": init}
+    config["data"]["init_args"].update(data_dir=str(data_dir), num_workers=0, **data)
     if every_n_train_steps is not None:
         config["trainer"]["callbacks"][0]["init_args"]["every_n_train_steps"] = every_n_train_steps
     path = tmp_path / "quickstart.yaml"
@@ -46,20 +41,22 @@ def quickstart(tmp_path: Path, examples: Path, every_n_train_steps: int | None =
 def test_quickstart_config_mirrors_the_module():
     import inspect
 
+    from speakimg.data import SpeechMelDataModule
     from speakimg.modules.speech_lora import SpeechLoRAModule
 
-    config = yaml.safe_load(QUICKSTART.read_text())
-    assert config["model"]["class_path"] == "speakimg.modules.speech_lora.SpeechLoRAModule"
-    assert set(config["model"]["init_args"]) <= set(inspect.signature(SpeechLoRAModule).parameters)
-    assert config["data"]["class_path"] == "speakimg.data.SpeechMelDataModule"
-    recipe = yaml.safe_load((REPO / "configs" / "auffusion_lora.yaml").read_text())
-    assert set(recipe["model"]["init_args"]) <= set(inspect.signature(SpeechLoRAModule).parameters)
-    assert recipe["trainer"]["precision"] == "bf16-mixed" and recipe["trainer"]["max_steps"] == 16000
+    for name in ("quickstart_speech.yaml", "auffusion_lora.yaml"):
+        config = yaml.safe_load((REPO / "configs" / name).read_text())
+        assert config["model"]["class_path"] == "speakimg.modules.speech_lora.SpeechLoRAModule"
+        assert set(config["model"]["init_args"]) <= set(inspect.signature(SpeechLoRAModule).parameters)
+        assert config["data"]["class_path"] == "speakimg.data.SpeechMelDataModule"
+        assert set(config["data"]["init_args"]) <= set(inspect.signature(SpeechMelDataModule).parameters)
+        assert config["data"]["init_args"]["max_phonemes"] == config["model"]["init_args"]["max_phonemes"]
+    assert config["trainer"]["precision"] == "bf16-mixed" and config["trainer"]["max_steps"] == 16000
 
 
 @pytest.mark.slow
-def test_quickstart_trains_and_reruns_in_the_same_folder(tmp_path, examples, tiny_root):
-    config = quickstart(tmp_path, examples)
+def test_quickstart_trains_and_reruns_in_the_same_folder(tmp_path, speech_data, tiny_root):
+    config = quickstart(tmp_path, speech_data)
     run = tmp_path / "run"
     args = ["--config", str(config), "--trainer.default_root_dir", str(run), "--trainer.val_check_interval", "2"]
     cli = main([*args, "--trainer.max_steps", "4"])
@@ -77,8 +74,8 @@ def test_quickstart_trains_and_reruns_in_the_same_folder(tmp_path, examples, tin
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == 6
 
 
-def test_unknown_config_key_is_one_clear_error(tmp_path, examples, capsys):
-    config = quickstart(tmp_path, examples)
+def test_unknown_config_key_is_one_clear_error(tmp_path, capsys):
+    config = quickstart(tmp_path, tmp_path / "data")
     with pytest.raises(SystemExit):
         main(["--config", str(config), "--model.init_args.lora_rnak", "4"])
     err = capsys.readouterr().err
@@ -91,26 +88,30 @@ def test_unknown_config_key_is_one_clear_error(tmp_path, examples, capsys):
     assert "max_step" in capsys.readouterr().err
 
 
-def test_missing_model_folder_is_one_clear_error(tmp_path, examples, tiny_root):
-    config = quickstart(tmp_path, examples)
+def test_missing_model_folder_is_one_clear_error(tmp_path, tiny_root):
+    config = quickstart(tmp_path, tmp_path / "data")
     missing = tmp_path / "no-such-auffusion"
     with pytest.raises(ModelNotFoundError, match=f"{missing}: no such model folder"):
         main(["--config", str(config), "--model.init_args.base_model", str(missing)])
 
 
-def test_dataset_of_the_wrong_shape_stops_before_training(tmp_path, examples, tiny_root):
-    config = quickstart(tmp_path, examples, latents_vae=None, height=128)
-    with pytest.raises(DataError, match=r"'image' has shape \(1, 3, 128, 1024\)"):
+def test_dataset_of_the_wrong_shape_stops_before_training(tmp_path, festival_dataset, tiny_root):
+    data = tmp_path / "data"
+    shutil.copytree(festival_dataset, data)
+    bad = sorted((data / "mels").glob("*.npy"))[0]
+    np.save(bad, np.zeros((128, 1024), dtype=np.float16))  # a mel of the wrong shape
+    config = quickstart(tmp_path, data, latents_vae=None)
+    with pytest.raises(DataError, match=rf"{bad.name}: a mel of shape \(128, 1024\)"):
         main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run")])
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 @pytest.mark.slow
 @pytest.mark.ddp
-def test_two_process_ddp_writes_each_checkpoint_once(tmp_path, examples, tiny_root):
-    config = quickstart(tmp_path, examples, every_n_train_steps=1)
+def test_two_process_ddp_writes_each_checkpoint_once(tmp_path, speech_data, tiny_root):
+    config = quickstart(tmp_path, speech_data, every_n_train_steps=1)
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable,
         "-m",

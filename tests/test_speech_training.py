@@ -265,6 +265,36 @@ def test_resume_gives_the_same_losses(straight_run, tmp_path, examples, tiny_auf
 
 
 @pytest.mark.slow
+def test_resume_with_the_speech_data_module(tmp_path, speech_data, tiny_auffusion, tiny_plbert):
+    """The real, shuffled SpeechMelDataModule (latent cache): a resume at an epoch boundary changes nothing."""
+    from speakimg.data import SpeechMelDataModule
+
+    def run(ckpt_path=None, callbacks=()):
+        module = make_module(tiny_auffusion, tiny_plbert, max_phonemes=128)
+        data = SpeechMelDataModule(str(speech_data), batch_size=10, num_workers=0, latents_vae="tiny:auffusion")
+        recorder = Recorder()
+        ids: list[list[str]] = []
+
+        class Ids(Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+                ids.append(batch["id"])
+
+        trainer = make_trainer(tmp_path, 6, [recorder, Ids(), *callbacks])
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        return recorder.losses, ids, len(data.train_dataset)
+
+    checkpoint = ModelCheckpoint(
+        tmp_path / "ckpt", filename="s{step}", auto_insert_metric_name=False, every_n_train_steps=3, save_top_k=-1
+    )
+    losses, ids, items = run(callbacks=[checkpoint])
+    assert math.ceil(items / 10) == 3  # step 3 ends the first epoch
+    assert sorted(sum(ids[:3], [])) == sorted(sum(ids[3:], [])) and ids[:3] != ids[3:]  # reshuffled
+    resumed, resumed_ids, _ = run(ckpt_path=tmp_path / "ckpt" / "s3.ckpt")
+    assert resumed_ids == ids[3:]
+    torch.testing.assert_close(resumed, losses[3:], rtol=0, atol=0)
+
+
+@pytest.mark.slow
 def test_checkpoint_of_other_settings_is_refused(straight_run, tiny_auffusion, tiny_plbert):
     with pytest.raises(CheckpointError, match="Missing"):
         SpeechLoRAModule.load_from_checkpoint(
