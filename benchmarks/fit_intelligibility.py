@@ -99,7 +99,7 @@ def sentence_conditions(sentence: str, griffin_lim_iters: int) -> dict[str, dict
 
 
 def main() -> None:
-    from speakimg.data.report import word_error_rate
+    from speakimg.metrics import word_error_rate
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentences", type=Path, default=REPO / "configs" / "data" / "test_sentences.txt")
@@ -117,8 +117,8 @@ def main() -> None:
         seconds = sum(r[condition]["seconds"] for r in results) / len(results)
         table[condition] = {
             "seconds": round(seconds, 2),
-            "wer_audio": word_error_rate(sentences, [r[condition]["audio"] for r in results]),
-            "wer_griffin_lim": word_error_rate(sentences, [r[condition]["griffin_lim"] for r in results]),
+            "wer_audio": word_error_rate([r[condition]["audio"] for r in results], sentences),
+            "wer_griffin_lim": word_error_rate([r[condition]["griffin_lim"] for r in results], sentences),
         }
     print(f"{len(sentences)} sentences, festival, pocketsphinx (ffmpeg asr); Griffin-Lim {args.griffin_lim_iters} it.")
     print("| method @ factor | mean speech s | WER audio | WER Griffin-Lim |")

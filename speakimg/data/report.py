@@ -36,35 +36,11 @@ from speakimg.data.canvas import SPEECH_SAMPLES
 from speakimg.data.manifest import BUILD_CONFIG, ManifestRecord, load_mel, load_record_audio, read_manifest
 from speakimg.errors import DataError
 
-__all__ = ["dataset_report", "format_report", "main", "transcribe", "word_error_rate"]
+__all__ = ["dataset_report", "format_report", "main"]
 
 log = logging.getLogger("speakimg.data.report")
 
 DEFAULT_WHISPER = "small.en"
-
-
-def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """Corpus word error rate after Whisper's English text normalisation (case, punctuation, numbers).
-
-    Kept as one small function so ``speakimg.metrics.WhisperWER`` can replace it.
-    """
-    from torchmetrics.text import WordErrorRate
-    from whisper.normalizers import EnglishTextNormalizer
-
-    if len(references) != len(hypotheses) or not references:
-        raise ValueError(f"need as many hypotheses as references (> 0), got {len(hypotheses)} and {len(references)}")
-    normalize = EnglishTextNormalizer()
-    return float(WordErrorRate()([normalize(h) for h in hypotheses], [normalize(r) for r in references]))
-
-
-def transcribe(model, audio: Sequence[torch.Tensor]) -> list[str]:
-    """Whisper transcripts of 16 kHz float32 clips (greedy, temperature 0, English, fp32)."""
-    return [
-        model.transcribe(
-            clip.float().numpy(), language="en", temperature=0.0, fp16=False, condition_on_previous_text=False
-        )["text"].strip()
-        for clip in audio
-    ]
 
 
 def _stats(values: Sequence[float]) -> dict:
@@ -81,28 +57,35 @@ def _stats(values: Sequence[float]) -> dict:
 def _intelligibility(
     data_dir: Path, records: list[ManifestRecord], whisper: str, samples: int, seed: int, gl_iters: int, device
 ) -> dict:
-    import whisper as openai_whisper
     from tqdm.auto import tqdm
 
     from speakimg.audio import griffin_lim
+    from speakimg.metrics import WhisperWER
 
     chosen = sorted(random.Random(seed).sample(records, min(samples, len(records))), key=lambda r: r.index)
-    model = openai_whisper.load_model(whisper, device=device)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    metric = WhisperWER(whisper, device=device)
     stored, resynth = [], []
     for record in tqdm(chosen, desc="griffin-lim", unit="item", leave=False):
         stored.append(load_record_audio(data_dir, record))
         generator = torch.Generator().manual_seed(seed)
         mel = load_mel(data_dir, record).to(device)
         resynth.append(griffin_lim(mel, n_iter=gl_iters, generator=generator).cpu())
-    stored_text = transcribe(model, tqdm(stored, desc="whisper (stored audio)", unit="item", leave=False))
-    gl_text = transcribe(model, tqdm(resynth, desc="whisper (griffin-lim)", unit="item", leave=False))
     references = [r.text for r in chosen]
+    wers, texts = {}, {}
+    for name, audio in (("stored_audio", stored), ("griffin_lim", resynth)):
+        log.info("whisper: transcribing %d clips (%s)", len(audio), name)
+        metric.reset()
+        metric.update(audio, references)
+        wers[name] = float(metric.compute())
+        texts[name] = [hypothesis for _, hypothesis in metric.transcripts]
+    stored_text, gl_text = texts["stored_audio"], texts["griffin_lim"]
     return {
         "whisper": str(whisper),
         "samples": len(chosen),
         "griffin_lim_iters": gl_iters,
-        "wer_stored_audio": word_error_rate(references, stored_text),
-        "wer_griffin_lim": word_error_rate(references, gl_text),
+        "wer_stored_audio": wers["stored_audio"],
+        "wer_griffin_lim": wers["griffin_lim"],
         "transcripts": [
             {"id": r.id, "text": r.text, "stored_audio": a, "griffin_lim": g}
             for r, a, g in zip(chosen, stored_text, gl_text, strict=True)

@@ -61,7 +61,11 @@ def normalize_transcript(text: str) -> str:
 
 
 def word_error_rate(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """WER after normalisation of both sides (torchmetrics ``WordErrorRate``)."""
+    """Corpus WER after normalisation of both sides (torchmetrics ``WordErrorRate``)."""
+    if len(predictions) != len(references) or not references:
+        raise ValueError(
+            f"need as many predictions as references (> 0), got {len(predictions)} and {len(references)}"
+        )
     metric = WordErrorRate()
     metric.update([normalize_transcript(p) for p in predictions], [_reference(r) for r in references])
     return float(metric.compute())
@@ -91,15 +95,22 @@ class WhisperWER(Metric):
     >>> wer.update([audio1, audio2], ["first sentence", "second sentence"])
     >>> wer.compute(), wer.transcripts                      # doctest: +SKIP
 
-    The error counts are metric states (summed across DDP processes); the Whisper model is not part
-    of the module's state dict. ``transcripts`` keeps (reference, transcript) pairs of this process.
+    Whisper runs on the metric's device (``device=`` or ``.to(...)``; CPU by default). The error counts
+    are metric states (summed across DDP processes); the Whisper model is not part of the state dict. ``transcripts`` keeps (reference, transcript) pairs of this process.
     """
 
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
 
-    def __init__(self, model: str = "base.en", batch_size: int = 16, language: str = "en", **kwargs) -> None:
+    def __init__(
+        self,
+        model: str = "base.en",
+        batch_size: int = 16,
+        language: str = "en",
+        device: str | torch.device | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.model_name = str(model)
         self.batch_size = batch_size
@@ -109,6 +120,8 @@ class WhisperWER(Metric):
         self.add_state("errors", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.transcripts: list[tuple[str, str]] = []
+        if device is not None:
+            self.to(device)
 
     @property
     def whisper_model(self):
