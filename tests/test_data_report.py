@@ -52,7 +52,9 @@ def test_report_of_a_festival_build(festival_dataset, tiny_whisper, tmp_path):
     assert intel["wer_stored_audio"] == pytest.approx(
         word_error_rate([t["stored_audio"] for t in intel["transcripts"]], refs)
     )
-    assert intel["wer_griffin_lim"] == pytest.approx(word_error_rate([t["griffin_lim"] for t in intel["transcripts"]], refs))
+    assert intel["wer_griffin_lim"] == pytest.approx(
+        word_error_rate([t["griffin_lim"] for t in intel["transcripts"]], refs)
+    )
     assert intel["wer_stored_audio"] >= 0.0 and intel["wer_griffin_lim"] >= 0.0
 
     saved = json.loads((out / "report.json").read_text())

@@ -63,9 +63,7 @@ def normalize_transcript(text: str) -> str:
 def word_error_rate(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Corpus WER after normalisation of both sides (torchmetrics ``WordErrorRate``)."""
     if len(predictions) != len(references) or not references:
-        raise ValueError(
-            f"need as many predictions as references (> 0), got {len(predictions)} and {len(references)}"
-        )
+        raise ValueError(f"need as many predictions as references (> 0), got {len(predictions)} and {len(references)}")
     metric = WordErrorRate()
     metric.update([normalize_transcript(p) for p in predictions], [_reference(r) for r in references])
     return float(metric.compute())
