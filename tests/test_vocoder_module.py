@@ -210,22 +210,32 @@ def test_validation_logs_mel_error_and_media_to_tensorboard_and_wandb(tmp_path, 
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from callbacks import VocoderMediaCallback
+
     monkeypatch.setenv("WANDB_MODE", "offline")
     train, val = Batches(speech, n=1, segment=3200), Batches(speech, n=3, batch=1, segment=3200)
     tensorboard = TensorBoardLogger(tmp_path, name="tb")
     wandb = WandbLogger(save_dir=str(tmp_path), offline=True, project="speakimg-tests")
-    trainer = _trainer(tmp_path, max_epochs=1, limit_val_batches=3, log_every_n_steps=1, logger=[tensorboard, wandb])
-    trainer.fit(_module(num_media_clips=2), DataLoader(train, batch_size=None), DataLoader(val, batch_size=None))
+    trainer = _trainer(
+        tmp_path,
+        max_epochs=1,
+        limit_val_batches=3,
+        log_every_n_steps=1,
+        logger=[tensorboard, wandb],
+        callbacks=[VocoderMediaCallback(num_clips=2)],
+    )
+    trainer.fit(_module(), DataLoader(train, batch_size=None), DataLoader(val, batch_size=None))
     error = trainer.callback_metrics["val/mel_error"]
     assert 0 < error < 20
     wandb.experiment.finish()
 
     events = EventAccumulator(str(tensorboard.log_dir), size_guidance={"audio": 0, "images": 0}).Reload()
     tags = events.Tags()
-    assert {"val/clip0/real", "val/clip0/generated", "val/clip1/generated"} <= set(tags["audio"])
-    assert {"val/clip0/mel", "val/clip1/mel"} <= set(tags["images"])
+    # clip i: audio/0 is the real clip, audio/1 the generated one; one mel image (real above generated)
+    assert {"val/clip0/audio/0", "val/clip0/audio/1", "val/clip1/audio/1"} <= set(tags["audio"])
+    assert {"val/clip0/mel/0", "val/clip1/mel/0"} <= set(tags["images"])
     assert "val/mel_error" in tags["scalars"] and "train/loss_g" in tags["scalars"]
-    image = events.Images("val/clip0/mel")[0]
+    image = events.Images("val/clip0/mel/0")[0]
     assert (image.height, image.width) == (512, 20)  # real above generated: 2 x 256 mel rows, 20 frames
     media = list(tmp_path.glob("wandb/offline-run-*/files/media/**/*.*"))
     assert sum(p.suffix == ".wav" for p in media) == 4 and sum(p.suffix == ".png" for p in media) == 2

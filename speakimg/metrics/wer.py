@@ -24,11 +24,15 @@ _SPECIAL_TOKEN = re.compile(r"<\|[^|>]*\|>")
 
 
 def load_whisper(name_or_path: str = "base.en", device: str | torch.device | None = None):
-    """``whisper.load_model`` for a model name (``tiny.en``, ``base.en``, ``large-v3``...) or a checkpoint path."""
+    """``whisper.load_model`` for a model name (``tiny.en``, ``base.en``, ``large-v3``...), a checkpoint path,
+    or ``tiny:whisper`` (the offline tiny-model kit)."""
     import whisper
 
     from speakimg.errors import ModelNotFoundError
-    from speakimg.hub import is_local
+    from speakimg.hub import TINY_PREFIX, is_local, tiny_path
+
+    if str(name_or_path).startswith(TINY_PREFIX):
+        name_or_path = str(tiny_path(str(name_or_path)))
 
     device = (
         torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -25,12 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-from speakimg.audio import MelConfig, log_mel, mel_to_image
+from speakimg.audio import MelConfig
 from speakimg.errors import ConfigError, ModelNotFoundError
 from speakimg.modules.common import check_finite
 from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
@@ -71,7 +69,6 @@ class HiFiGANModule(LightningModule):
         mel_weight, feature_matching_weight: loss weights (45 and 2 in HiFi-GAN).
         fmax_for_loss: upper frequency of the loss mel (``None``: full band, 8 kHz at 16 kHz).
         grad_clip_val: clip each network's gradient norm to this (None: no clipping, as HiFi-GAN).
-        num_media_clips: validation clips logged as real-vs-generated audio and spectrograms.
     """
 
     def __init__(
@@ -91,7 +88,6 @@ class HiFiGANModule(LightningModule):
         feature_matching_weight: float = 2.0,
         fmax_for_loss: float | None = None,
         grad_clip_val: float | None = None,
-        num_media_clips: int = 2,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -243,42 +239,8 @@ class HiFiGANModule(LightningModule):
         y_hat = self.generator(mel)
         error = mel_l1(y, y_hat, self.loss_mel)
         self.log("val/mel_error", error, prog_bar=True, sync_dist=True, batch_size=mel.shape[0])
-        if self.global_rank == 0 and batch_idx < self.hparams.num_media_clips and self.logger is not None:
-            self._log_media(batch_idx, y[0, 0], y_hat[0, 0])
         return error
-
-    def _log_media(self, index: int, real: torch.Tensor, fake: torch.Tensor) -> None:
-        """Real vs generated audio and log-mel images of one clip, for W&B or TensorBoard (else skipped)."""
-        real, fake = real.detach().float().cpu(), fake.detach().float().cpu()
-        mels = log_mel(torch.stack([real, fake]), MelConfig())
-        image = torch.cat([mel_to_image(mels[0])[0], mel_to_image(mels[1])[0]], dim=0)  # real above generated
-        rgb = _colorize(image.numpy())
-        sr, step = self.generator.sample_rate, self.global_step // 2
-        key = f"val/clip{index}"
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_audio(
-                    f"{key}/audio",
-                    [real.numpy(), fake.numpy()],
-                    step=step,
-                    sample_rate=[sr, sr],
-                    caption=["real", "generated"],
-                )
-                logger.log_image(f"{key}/mel", [rgb], step=step, caption=["real (top) / generated (bottom)"])
-            elif isinstance(logger, TensorBoardLogger):
-                writer = logger.experiment
-                writer.add_audio(f"{key}/real", real.unsqueeze(0), step, sample_rate=sr)
-                writer.add_audio(f"{key}/generated", fake.unsqueeze(0), step, sample_rate=sr)
-                writer.add_image(f"{key}/mel", rgb, step, dataformats="HWC")
 
     # -------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vocoder_config"] = self.generator.config.to_dict()
-
-
-def _colorize(gray: np.ndarray) -> np.ndarray:
-    """``[H, W]`` in [0, 1] -> ``[H, W, 3]`` uint8 through matplotlib's magma."""
-    import matplotlib
-
-    rgb = matplotlib.colormaps["magma"](np.clip(gray, 0.0, 1.0))[..., :3]
-    return (rgb * 255.0 + 0.5).astype(np.uint8)
