@@ -117,7 +117,8 @@ class SampleDirs:
         self.root = root
         self._slugs: dict[str, str] = {}
 
-    def _slug(self, text: str) -> str:
+    def slug(self, text: str) -> str:
+        """The slug of ``text``, with a hash suffix if another prompt of this run already has it."""
         slug = slugify(text)
         owner = self._slugs.setdefault(slug, text)
         if owner != text:
@@ -125,12 +126,13 @@ class SampleDirs:
         return slug
 
     def __call__(self, settings: SampleSettings) -> Path:
-        pair = f"{self._slug(settings.image_prompt)}__{self._slug(settings.audio_prompt)}"
+        pair = f"{self.slug(settings.image_prompt)}__{self.slug(settings.audio_prompt)}"
         leaf = str(settings.seed) if settings.method == "denoise" else f"{settings.seed}-{settings.method}"
         return self.root / pair / leaf
 
 
-def _select_device(name: str):
+def select_device(name: str):
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``... as a ``torch.device``."""
     import torch
 
     if name == "auto":
@@ -138,7 +140,8 @@ def _select_device(name: str):
     return torch.device(name)
 
 
-def _select_dtype(name: str, device) -> Any:
+def select_dtype(name: str, device) -> Any:
+    """``auto`` (bfloat16 on CUDA, float32 elsewhere), ``float32``, ``bfloat16``, ``float16`` as a torch dtype."""
     import torch
 
     if name == "auto":
@@ -224,8 +227,12 @@ def write_sample(
     timings: dict[str, float],
     video: bool = True,
     fps: int = 25,
+    cycle_error: float | None = None,
 ) -> dict[str, Any]:
-    """Write one sample's files and its ``sample.json``; returns the JSON record."""
+    """Write one sample's files and its ``sample.json``; returns the JSON record.
+
+    ``cycle_error``: the sample's vocoder cycle error if already computed (else it is computed here).
+    """
     import speakimg
     from speakimg.audio import save_audio
     from speakimg.media import save_image, save_spectrogram
@@ -246,9 +253,12 @@ def write_sample(
     if output.latents is not None:
         np.save(folder / "latents.npy", output.latents[index].float().cpu().numpy())
         files["latents"] = folder / "latents.npy"
-    start = time.perf_counter()
-    cycle = float(vocoder_cycle_error(log_mel, audio, pipe.mel_config))
-    timings = {**timings, "cycle_check_s": time.perf_counter() - start}
+    timings = dict(timings)
+    if cycle_error is None:
+        start = time.perf_counter()
+        cycle_error = float(vocoder_cycle_error(log_mel, audio, pipe.mel_config))
+        timings["cycle_check_s"] = time.perf_counter() - start
+    cycle = float(cycle_error)
     if video:
         start = time.perf_counter()
         files["video"] = playhead_video(files["spectrogram"], files["audio"], folder / "video.mp4", fps=fps)
@@ -293,8 +303,8 @@ def generate(
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    torch_device = _select_device(device)
-    torch_dtype = _select_dtype(dtype, torch_device)
+    torch_device = select_device(device)
+    torch_dtype = select_dtype(dtype, torch_device)
     dirs = SampleDirs(out)
     folders = [dirs(s) for s in samples]
     done: list[Path] = []

@@ -1,0 +1,302 @@
+"""Running an evaluation: plan, resume, sample in batches, score, write rows, summarise, log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from speakimg.errors import ConfigError
+from speakimg.evaluation.config import EvalConfig, settings_hash
+from speakimg.evaluation.plan import KINDS, Unit, plan_units
+from speakimg.evaluation.results import ResultsCSV, summarize, summary_markdown, write_summary
+from speakimg.sample import SampleSettings, read_prompts
+
+__all__ = ["EvalResult", "evaluate"]
+
+log = logging.getLogger("speakimg.evaluate")
+
+CSV_NAME = "samples.csv"
+SETTINGS_NAME = "eval_settings.json"
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` did.
+
+    Attributes:
+        out: the output folder.
+        rows: the parsed CSV rows of this run's grid (rows of other grids in the CSV are kept, not included).
+        summary: the summary written to ``summary.json``.
+        sampled: samples the pipeline made in this run (0 when everything was already done).
+        written: CSV rows written in this run.
+    """
+
+    out: Path
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    sampled: int
+    written: int
+
+    @property
+    def csv(self) -> Path:
+        return self.out / CSV_NAME
+
+
+def _prompts(path: str, limit: int | None, what: str) -> list[str]:
+    prompts = read_prompts(path)
+    seen: dict[str, int] = {}
+    for i, prompt in enumerate(prompts):
+        if prompt in seen:
+            raise ConfigError(
+                f"{path}: the {what} {prompt!r} is listed twice (prompts {seen[prompt] + 1} and {i + 1}); "
+                "rows are keyed by their prompts, so each must be unique"
+            )
+        seen[prompt] = i
+    return prompts[:limit] if limit is not None else prompts
+
+
+def _check_resumable(out: Path, done: list[dict[str, Any]], settings: dict[str, Any], digest: str) -> None:
+    """Refuse to mix rows made with other result settings into ``out``."""
+    if not done:
+        return
+    stored_path = out / SETTINGS_NAME
+    others = sorted({r["settings_hash"] for r in done} - {digest})
+    if not others:
+        return
+    detail = ""
+    if stored_path.is_file():
+        stored = json.loads(stored_path.read_text())["settings"]
+        changed = [
+            f"{key}: {stored.get(key)!r} -> {settings.get(key)!r}"
+            for key in sorted(set(stored) | set(settings))
+            if stored.get(key) != settings.get(key)
+        ]
+        if changed:
+            detail = " Changed: " + "; ".join(changed) + "."
+    raise ConfigError(
+        f"{out / CSV_NAME} holds {sum(r['settings_hash'] != digest for r in done)} rows made with other result "
+        f"settings (hash {', '.join(others)}; this config: {digest}).{detail} Rows of different settings are never "
+        "mixed: evaluate into another `out` folder (e.g. --out outputs/eval-<what changed>), or move samples.csv "
+        "away to start over. (Prompts, limits, seeds, references, batch size, media and logging may change freely.)"
+    )
+
+
+def _relative(out: Path, path: Path | None) -> str:
+    return path.relative_to(out).as_posix() if path is not None else ""
+
+
+def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult:
+    """Run (or resume) the evaluation ``config`` describes; returns what it did.
+
+    Writes ``out/samples.csv`` (row by row), ``out/summary.json`` + ``out/summary.md`` (recomputed from
+    the CSV at the end, also when the run fails or is interrupted), ``out/config.yaml``,
+    ``out/eval_settings.json``, media under ``out/media/`` and the logger's files.
+    """
+    from speakimg.loggers import finish_logger, make_logger
+    from speakimg.sample import select_device, select_dtype
+
+    config.validate()
+    out = Path(config.out)
+    images = _prompts(config.image_prompts, config.limit_image_prompts, "image prompt")
+    audios = _prompts(config.audio_prompts, config.limit_audio_prompts, "audio prompt")
+    device = select_device(config.device)
+    dtype = select_dtype(config.dtype, device)
+    settings = config.result_settings(str(dtype).replace("torch.", ""))
+    digest = settings_hash(settings)
+    if config.protocol == "speech" and config.clap is not None:
+        log.warning("clap is set but protocol is speech: CLAP is only computed by the sound protocol")
+
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultsCSV(out / CSV_NAME)
+    done = store.load()
+    _check_resumable(out, done, settings, digest)
+    (out / SETTINGS_NAME).write_text(json.dumps({"settings_hash": digest, "settings": settings}, indent=2) + "\n")
+    if resolved_yaml is not None:
+        (out / CONFIG_NAME).write_text(resolved_yaml, encoding="utf-8")
+
+    base = SampleSettings(
+        image_prompt="",
+        audio_prompt="",
+        steps=config.steps,
+        image_guidance_scale=config.image_guidance_scale,
+        audio_guidance_scale=config.audio_guidance_scale,
+        t_image=config.t_image,
+        t_audio=config.t_audio,
+        audio_weight=config.audio_weight,
+        negative_image_prompt=config.negative_image_prompt,
+        negative_audio_prompt=config.negative_audio_prompt,
+        crop_padding=config.crop_padding,
+        image_model=config.image_model,
+        audio_model=config.audio_model,
+        vocoder=config.vocoder,
+        griffin_lim_iters=config.griffin_lim_iters,
+    )
+    units = plan_units(
+        base,
+        images,
+        audios,
+        list(config.seeds),
+        references=config.references,
+        media_root=out / "media",
+        save_media=config.save_media,
+    )
+    plan_keys = {row.key for unit in units for row in unit.rows}
+    done_keys = {(r["kind"], r["image_prompt"], r["audio_prompt"], r["seed"]) for r in done}
+    todo = [u for u in units if any(row.key not in done_keys for row in u.rows)]
+    outside = len(done_keys - plan_keys)
+    log.info(
+        "%s protocol: %d image prompts x %d audio prompts x %d seed(s), kinds %s: %d rows, %d already in %s%s",
+        config.protocol,
+        len(images),
+        len(audios),
+        len(config.seeds),
+        ", ".join(KINDS if config.references else KINDS[:1]),
+        len(plan_keys),
+        len(plan_keys & done_keys),
+        store.path,
+        f" ({outside} rows of other prompts/seeds kept, not summarised)" if outside else "",
+    )
+    if todo and config.video and any(u.folder is not None for u in todo):
+        from speakimg.errors import MissingDependencyError
+        from speakimg.pipeline.video import require_program
+
+        try:
+            require_program("ffmpeg")
+        except MissingDependencyError as error:
+            raise MissingDependencyError(f"{error} For the evaluation: set video: false.") from None
+
+    logger = make_logger(
+        config.logger,
+        out,
+        project=config.project,
+        run_name=config.run_name,
+        offline=config.wandb_offline,
+        config={**config.to_dict(), "settings_hash": digest},
+        job_type="eval",
+    )
+    status = "failed"
+    sampled = written = 0
+    try:
+        if todo:
+            sampled, written = _run_units(config, todo, done_keys, store, out, digest, device, dtype)
+        status = "success"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        rows = [r for r in store.load() if (r["kind"], r["image_prompt"], r["audio_prompt"], r["seed"]) in plan_keys]
+        summary = summarize(rows, config.protocol)
+        summary["run"] = {
+            "settings_hash": digest,
+            "settings": settings,
+            "image_prompts": len(images),
+            "audio_prompts": len(audios),
+            "seeds": len(config.seeds),
+            "references": config.references,
+            "rows_expected": len(plan_keys),
+            "rows_done": len(rows),
+            "complete": len(rows) == len(plan_keys),
+        }
+        write_summary(out, summary)
+        if logger is not None:
+            from speakimg.evaluation.report import log_evaluation
+
+            try:
+                log_evaluation(logger, out, rows, summary, summary_markdown(summary))
+            finally:
+                finish_logger(logger, status)
+    log.info("\n%s", summary_markdown(summary))
+    log.info("wrote %s, %s and %s", out / CSV_NAME, out / "summary.json", out / "summary.md")
+    return EvalResult(out=out, rows=rows, summary=summary, sampled=sampled, written=written)
+
+
+def _run_units(
+    config: EvalConfig,
+    todo: list[Unit],
+    done_keys: set[tuple],
+    store: ResultsCSV,
+    out: Path,
+    digest: str,
+    device,
+    dtype,
+) -> tuple[int, int]:
+    """Sample, score and write every unit of ``todo``; returns (samples made, rows written)."""
+    from tqdm.auto import tqdm
+
+    from speakimg.evaluation.scoring import Scorers
+    from speakimg.pipeline import vocoder_cycle_error
+    from speakimg.sample import load_pipeline, run_batch, write_sample
+
+    scorers = Scorers(
+        config.protocol,
+        config.clip,
+        whisper=config.whisper,
+        clap=config.clap,
+        whisper_batch_size=config.whisper_batch_size,
+        device=device,
+    )
+    log.info("loading the pipeline (%s, %s)", device, str(dtype).replace("torch.", ""))
+    pipe = load_pipeline(todo[0].settings, device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    if config.compile:
+        pipe.compile()
+    sampled = written = 0
+    with tqdm(total=len(todo), desc="evaluate", unit="sample") as progress:
+        for kind in KINDS:
+            units = [u for u in todo if u.kind == kind]
+            for start in range(0, len(units), config.batch_size):
+                batch = units[start : start + config.batch_size]
+                progress.set_postfix_str(kind)
+                began = time.perf_counter()
+                output = run_batch(pipe, [u.settings for u in batch])
+                sample_s = (time.perf_counter() - began) / len(batch)
+                cycle = vocoder_cycle_error(output.log_mels, output.audios, pipe.mel_config).tolist()
+                began = time.perf_counter()
+                scores = scorers.score(batch, output)
+                metrics_s = (time.perf_counter() - began) / len(batch)
+                sampled += len(batch)
+                for j, unit in enumerate(batch):
+                    files: dict[str, str] = {}
+                    if unit.folder is not None:
+                        timings = {"batch_size": len(batch), "pipeline_s_per_sample": sample_s}
+                        record = write_sample(
+                            unit.folder, unit.settings, output, j, pipe, timings, video=config.video,
+                            cycle_error=cycle[j],
+                        )  # fmt: skip
+                        names = record["files"]
+                        files = {
+                            "folder": _relative(out, unit.folder),
+                            "image": _relative(out, unit.folder / names["image"]),
+                            "spectrogram": _relative(out, unit.folder / names["spectrogram"]),
+                            "audio": _relative(out, unit.folder / names["audio"]),
+                            "video": _relative(out, unit.folder / names["video"]) if "video" in names else "",
+                        }
+                    rows = []
+                    for row, row_scores in zip(unit.rows, scores[j], strict=True):
+                        if row.key in done_keys:
+                            continue
+                        rows.append(
+                            {
+                                "kind": row.kind,
+                                "image_index": row.image_index,
+                                "audio_index": row.audio_index,
+                                "image_prompt": row.image_prompt,
+                                "audio_prompt": row.audio_prompt,
+                                "seed": row.seed,
+                                "settings_hash": digest,
+                                **row_scores,
+                                "vocoder_cycle_error": cycle[j],
+                                "sample_s": sample_s,
+                                "metrics_s": metrics_s,
+                                **files,
+                            }
+                        )
+                    store.append(rows)
+                    written += len(rows)
+                    progress.update()
+    return sampled, written
