@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from callbacks.media import AudioCell, ImageCell, log_audios, log_images, log_scalars, log_table
 from speakimg.errors import ConfigError
+from speakimg.loggers import AudioCell, ImageCell, log_audios, log_images, log_scalars, log_table
 
 __all__ = ["CombinedSamplingCallback", "SampleRecord"]
 
@@ -301,6 +301,7 @@ class CombinedSamplingCallback(Callback):
         from speakimg.metrics import word_error_rate
 
         step = trainer.global_step
+        loggers, files = trainer.loggers, Path(trainer.default_root_dir) / "media"
         sample_rate = self._pipe.mel_config.sample_rate if self._pipe is not None else 16000
         for kind in ("combined", "audio_only"):
             chosen = [r for r in records if r.kind == kind]
@@ -312,13 +313,14 @@ class CombinedSamplingCallback(Callback):
                 else f"{r.sentence} | seed {r.seed}"
                 for r in chosen
             ]
-            log_images(trainer, f"samples/{kind}/spectrogram", [r.spectrogram for r in chosen], captions, step)
+            spectrograms = [r.spectrogram for r in chosen]
+            log_images(loggers, f"samples/{kind}/spectrogram", spectrograms, captions, step, files)
             if kind == "combined":
-                log_images(trainer, f"samples/{kind}/image", [r.image for r in chosen], captions, step)
-            log_audios(trainer, f"samples/{kind}/audio", [r.audio for r in chosen], captions, sample_rate, step)
+                log_images(loggers, f"samples/{kind}/image", [r.image for r in chosen], captions, step, files)
+            log_audios(loggers, f"samples/{kind}/audio", [r.audio for r in chosen], captions, sample_rate, step, files)
             if self.whisper is not None:
                 wer = word_error_rate([r.transcript for r in chosen], [r.sentence for r in chosen])
-                log_scalars(trainer, {f"samples/wer_{kind}": wer}, step)
+                log_scalars(loggers, {f"samples/wer_{kind}": wer}, step)
         columns = [
             "step",
             "kind",
@@ -346,4 +348,4 @@ class CombinedSamplingCallback(Callback):
             ]
             for r in records
         ]
-        log_table(trainer, "samples/transcripts", columns, rows, step)
+        log_table(loggers, "samples/transcripts", columns, rows, step, files)

@@ -8,14 +8,15 @@ log-mel of the generated audio. Rank 0 only; no collective.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from callbacks.media import log_audios, log_images
 from speakimg.audio import MelConfig, log_mel, mel_to_image
 from speakimg.errors import ConfigError
+from speakimg.loggers import log_audios, log_images
 from speakimg.media import colorize
 
 __all__ = ["VocoderMediaCallback"]
@@ -74,10 +75,11 @@ class VocoderMediaCallback(Callback):
         sample_rate = getattr(generator, "sample_rate", 16000)
         config = MelConfig(sample_rate=sample_rate)
         step = trainer.global_step // max(1, len(trainer.optimizers))  # batches (HiFi-GAN steps 2 optimizers)
+        loggers, files = trainer.loggers, Path(trainer.default_root_dir) / "media"
         for i, (real, fake) in enumerate(self._clips):
             mels = log_mel(torch.stack([real, fake]), config)
             image = torch.cat([mel_to_image(mels[0])[0], mel_to_image(mels[1])[0]], dim=0)  # real above generated
             key = f"val/clip{i}"
-            log_audios(trainer, f"{key}/audio", [real, fake], ["real", "generated"], sample_rate, step)
-            log_images(trainer, f"{key}/mel", [colorize(image)], ["real (top) / generated (bottom)"], step)
+            log_audios(loggers, f"{key}/audio", [real, fake], ["real", "generated"], sample_rate, step, files)
+            log_images(loggers, f"{key}/mel", [colorize(image)], ["real (top) / generated (bottom)"], step, files)
         self._clips = []

@@ -3,7 +3,7 @@
 The YAML chooses the LightningModule and LightningDataModule by class path; every trainer, model and
 data option can be overridden on the command line (``--trainer.max_steps 100``,
 ``--model.init_args.lora_rank 8``). The resolved config is saved in the run folder (reruns in the same
-folder overwrite it). ``--ckpt_path PATH`` (or ``last``) resumes a run exactly.
+folder overwrite it) and logged to the run's loggers (the W&B run's config). ``--ckpt_path PATH`` (or ``last``) resumes a run exactly.
 
 ``--trainer.default_root_dir`` is the run folder: with a W&B logger without ``save_dir``, W&B logs under
 it and a ``ModelCheckpoint`` without ``dirpath`` writes to ``<run folder>/checkpoints`` (one option moves
@@ -19,11 +19,26 @@ import logging
 from pathlib import Path
 
 from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from speakimg.errors import SpeakimgError
 
 log = logging.getLogger("speakimg.fit")
+
+
+class LogConfigCallback(SaveConfigCallback):
+    """Save the resolved config in the run folder (``config.yaml``) and log it to every logger.
+
+    W&B shows it as the run's config (``config/trainer/max_steps`` ...), TensorBoard and CSV as hparams.
+    Called on rank 0 only (no collective).
+    """
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        import yaml
+
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
 
 
 class SpeakimgCLI(LightningCLI):
@@ -106,6 +121,7 @@ def build_cli(args: list[str] | None = None) -> SpeakimgCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         run=False,
+        save_config_callback=LogConfigCallback,
         save_config_kwargs={"overwrite": True},
         args=args,
         parser_kwargs={"prog": "python -m speakimg.fit", "description": __doc__},

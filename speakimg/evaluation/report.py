@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from speakimg.loggers import AudioCell, ImageCell, log_audios, log_images, log_table
 
 __all__ = ["log_evaluation", "summary_metrics"]
 
@@ -90,30 +90,29 @@ def _caption(row: dict[str, Any]) -> str:
     return f"{prompts} | seed {row['seed']} | {scores}"
 
 
-def _log_wandb(logger, out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    import wandb
+def _media_cell(out: Path, row: dict[str, Any], column: str) -> ImageCell | AudioCell | None:
+    path = _media_path(out, row, column)
+    if path is None:
+        return None
+    return AudioCell(path) if column == "audio" else ImageCell(path)
 
-    data = []
-    for row in rows:
-        image, spec, audio = (_media_path(out, row, c) for c in ("image", "spectrogram", "audio"))
-        data.append(
-            [
-                row["kind"],
-                row["image_prompt"],
-                row["audio_prompt"],
-                row["seed"],
-                wandb.Image(str(image)) if image else None,
-                wandb.Image(str(spec)) if spec else None,
-                wandb.Audio(str(audio)) if audio else None,
-                row.get("transcript") or "",
-                row.get("clip"),
-                row.get("wer"),
-                row.get("clap"),
-                row.get("vocoder_cycle_error"),
-            ]
-        )
-    with _wandb_data_dir(out / "wandb" / "data"):
-        logger.log_table("samples", columns=SAMPLE_COLUMNS, data=data)
+
+def _log_wandb(logger, out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    data = [
+        [
+            row["kind"],
+            row["image_prompt"],
+            row["audio_prompt"],
+            row["seed"],
+            *(_media_cell(out, row, column) for column in ("image", "spectrogram", "audio")),
+            row.get("transcript") or "",
+            row.get("clip"),
+            row.get("wer"),
+            row.get("clap"),
+            row.get("vocoder_cycle_error"),
+        ]
+        for row in rows
+    ]
     columns = ["kind", "n", "clip", "clip_ci95", "wer_corpus", "wer_mean", "wer_mean_ci95", "clap", "clap_ci95"]
     table = []
     for kind, entry in summary["kinds"].items():
@@ -136,16 +135,9 @@ def _log_wandb(logger, out: Path, rows: list[dict[str, Any]], summary: dict[str,
             ]
         )
     with _wandb_data_dir(out / "wandb" / "data"):
-        logger.log_table("summary", columns=columns, data=table)
-    galleries: dict[str, list[Any]] = {}
-    for kind in summary["kinds"]:
-        shown = _first_with_media([r for r in rows if r["kind"] == kind], GALLERY_SIZE)
-        for column, media in (("image", wandb.Image), ("spectrogram", wandb.Image), ("audio", wandb.Audio)):
-            items = [media(str(out / r[column]), caption=_caption(r)) for r in shown if _media_path(out, r, column)]
-            if items:
-                galleries[f"gallery/{kind}/{column}"] = items
-    if galleries:
-        logger.experiment.log(galleries)
+        log_table(logger, "samples", SAMPLE_COLUMNS, data)
+        log_table(logger, "summary", columns, table)
+    _log_media(logger, out, rows, dict.fromkeys(summary["kinds"], GALLERY_SIZE), "gallery")
     logger.experiment.summary.update(summary_metrics(summary))
 
 
@@ -161,24 +153,26 @@ def _first_with_media(rows: list[dict[str, Any]], limit: int) -> list[dict[str, 
     return list(seen.values())
 
 
-def _log_tensorboard(logger, out: Path, rows: list[dict[str, Any]], markdown: str) -> None:
-    import soundfile as sf
-    from PIL import Image
+def _log_media(logger, out: Path, rows: list[dict[str, Any]], limits: dict[str, int], prefix: str) -> None:
+    """Images, spectrograms and audio of the first ``limits[kind]`` samples with media of each kind."""
+    for kind, limit in limits.items():
+        shown = _first_with_media([r for r in rows if r["kind"] == kind], limit)
+        for column in ("image", "spectrogram", "audio"):
+            kept = [r for r in shown if _media_path(out, r, column)]
+            if not kept:
+                continue
+            paths, captions = [_media_path(out, r, column) for r in kept], [_caption(r) for r in kept]
+            if column == "audio":
+                log_audios(logger, f"{prefix}/{kind}/{column}", paths, captions)
+            else:
+                log_images(logger, f"{prefix}/{kind}/{column}", paths, captions)
 
-    writer = logger.experiment
-    writer.add_text("summary", markdown)
-    for row in _first_with_media(rows, len(rows)):
-        tag = f"samples/{row['folder']}"
-        for column in ("image", "spectrogram"):
-            path = _media_path(out, row, column)
-            if path:
-                with Image.open(path) as img:
-                    writer.add_image(f"{tag}/{column}", np.asarray(img.convert("RGB")), 0, dataformats="HWC")
-        path = _media_path(out, row, "audio")
-        if path:
-            wav, rate = sf.read(str(path), dtype="float32")
-            writer.add_audio(f"{tag}/audio", wav[None], 0, sample_rate=rate)
-    writer.flush()
+
+def _log_tensorboard(logger, out: Path, rows: list[dict[str, Any]], markdown: str) -> None:
+    logger.experiment.add_text("summary", markdown)
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    _log_media(logger, out, rows, {kind: len(rows) for kind in kinds}, "samples")
+    logger.experiment.flush()
 
 
 def log_evaluation(logger, out: Path, rows: list[dict[str, Any]], summary: dict[str, Any], markdown: str) -> None:
