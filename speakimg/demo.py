@@ -1,87 +1,222 @@
-"""The offline demo: ``python -m speakimg.demo``.
+"""The offline demo: ``python -m speakimg.demo`` runs the whole chain on the tiny-model kit.
 
-Builds the tiny-model kit, speaks a sentence with the offline TTS (festival), fits it to the
-10 s canvas, and writes under ``outputs/demo/``: the speech, its spectrogram image (as the
-diffusion models see it, and colour-mapped) and the Griffin-Lim re-synthesis from the image.
+1. builds the tiny models (real on-disk formats, random weights);
+2. builds a small speech dataset with the offline TTS (festival): sentences -> phonemes -> speech on
+   the 10 s canvas -> log-mel images;
+3. fine-tunes the speech model (LoRA + unfrozen blocks + PL-BERT adapter) for a few steps, with the
+   sampling callback logging images that speak and Whisper WER to an offline W&B run, and exports it;
+4. fine-tunes the HiFi-GAN vocoder for a few steps on the same data and exports it (Auffusion's files);
+5. samples one image that speaks with the trained models: picture, spectrogram, audio, video.
+
+Everything lands in ``outputs/demo/`` (the top level holds the sample's ``img.png``, ``spec.png``,
+``audio.wav``, ``video.mp4``); it takes a few minutes on 2 CPU cores. The tiny models have random
+weights, so the picture and the speech are noise: the demo shows the machinery, end to end, offline.
+The same commands run the real models (see the README).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-from tqdm.auto import tqdm
 
 log = logging.getLogger("speakimg.demo")
 
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGE_PROMPT = "a painting of castle towers, grayscale"
 DEFAULT_SENTENCE = "A small red fox jumped over the quiet garden wall."
+_SENTENCES = REPO / "configs" / "data" / "train_sentences.txt"
+_FALLBACK_SENTENCES = [
+    "A small red fox jumped over the quiet garden wall.",
+    "The quick brown dog chased seven yellow birds away.",
+    "Bright kites float above the calm and sunny harbor.",
+    "She placed the heavy wooden box beside the door.",
+    "Children laughed while the old train rolled slowly past.",
+    "My uncle found a shiny coin under the bridge.",
+    "Fresh bread smells wonderful early in the cold morning.",
+    "The violin music echoed through the empty stone hall.",
+]
 
 
-def run(out: Path, sentence: str = DEFAULT_SENTENCE, tts: str = "festival", seed: int = 0) -> dict[str, Path]:
-    """Run the demo; returns the files written."""
+@dataclass
+class DemoSummary:
+    """What the demo did and measured, printed at the end."""
+
+    out: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def format(self) -> str:
+        lines = [f"speakimg demo finished in {sum(self.seconds.values()):.0f} s ({self.out}):", ""]
+        lines += [f"  {name:<22} {path}" for name, path in self.files.items()]
+        lines += ["", "  measured:"] + [f"    {name:<28} {value}" for name, value in self.figures.items()]
+        lines += ["", "  stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())]
+        lines += [
+            "",
+            "  The tiny models have random weights: the picture and the speech are noise; the chain is real.",
+            f"  Upload the W&B run: wandb sync {self.files.get('wandb run', self.out / 'speech' / 'wandb')}",
+        ]
+        return "\n".join(lines)
+
+
+def _sentences(count: int) -> list[str]:
+    lines = []
+    if _SENTENCES.is_file():
+        lines = [line.strip() for line in _SENTENCES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return (lines or _FALLBACK_SENTENCES)[:count]
+
+
+def _fit(config: Path, overrides: list[str]):
+    """Run ``python -m speakimg.fit`` in-process; returns the CLI (trainer, model)."""
+    from speakimg.fit import main
+
+    return main(["--config", str(config), *overrides])
+
+
+def run(
+    out: Path = Path("outputs/demo"),
+    image_prompt: str = DEFAULT_IMAGE_PROMPT,
+    sentence: str = DEFAULT_SENTENCE,
+    num_sentences: int = 12,
+    speech_steps: int = 40,
+    vocoder_steps: int = 120,
+    sample_steps: int = 25,
+    seed: int = 0,
+    workers: int = 2,
+    fresh: bool = True,
+) -> DemoSummary:
+    """Run the whole chain; returns the summary (files written and figures measured)."""
+    import yaml
+    from tqdm.auto import tqdm
+
     from speakimg import testing
-    from speakimg.audio import (
-        CANVAS_FRAMES,
-        fit_canvas,
-        griffin_lim,
-        image_to_mel,
-        log_mel,
-        mel_to_image,
-        peak_normalize,
-        save_audio,
-    )
-    from speakimg.media import save_image, save_spectrogram
-    from speakimg.tts import get_engine
+    from speakimg.data.build import BuildConfig, build_dataset
+    from speakimg.vocoder.export import export_checkpoint
 
+    out = Path(out)
+    if fresh and out.exists():
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
-    steps = tqdm(total=4, desc="demo", unit="step")
+    summary = DemoSummary(out)
+    stages = tqdm(total=5, desc="demo", unit="stage")
 
-    steps.set_postfix_str("tiny models")
-    kit = testing.build_all()
-    steps.update()
+    def stage(name: str) -> None:
+        stages.set_postfix_str(name)
+        summary.seconds[name] = time.perf_counter()
 
-    steps.set_postfix_str(f"speaking with {tts}")
-    speech = peak_normalize(get_engine(tts).synthesize(sentence), 0.95)
-    canvas = fit_canvas(speech, 160000)  # natural speed, silence to 10 s
-    files["speech"] = save_audio(out / "speech.wav", canvas)
-    steps.update()
+    def done(name: str) -> None:
+        summary.seconds[name] = time.perf_counter() - summary.seconds[name]
+        stages.update()
 
-    steps.set_postfix_str("spectrogram image")
-    image = fit_canvas(mel_to_image(log_mel(canvas)), CANVAS_FRAMES)  # [3, 256, 1024]
-    files["spec"] = save_image(out / "spec.png", image)
-    files["spec_color"] = save_spectrogram(out / "spec_color.png", image)
-    steps.update()
+    stage("tiny models")
+    testing.build_all()
+    done("tiny models")
 
-    steps.set_postfix_str("Griffin-Lim")
-    generator = torch.Generator().manual_seed(seed)
-    audio = griffin_lim(image_to_mel(image), n_iter=64, generator=generator)
-    files["griffin_lim"] = save_audio(out / "griffin_lim.wav", audio)
-    steps.update()
-    steps.close()
+    stage("dataset")
+    data = out / "data"
+    texts = list(dict.fromkeys([sentence, *_sentences(num_sentences - 1)]))
+    built = build_dataset(texts, data, BuildConfig(tts="festival", val_fraction=0.15, seed=seed), workers=workers,
+                          progress=False)  # fmt: skip
+    summary.figures["dataset"] = f"{built.built + built.skipped} sentences spoken by festival ({built.failed} failed)"
+    done("dataset")
 
-    log.info("tiny models: %s", ", ".join(f"{k}={v}" for k, v in kit.items()))
-    return files
+    stage("speech model")
+    config = yaml.safe_load((REPO / "configs" / "quickstart_speech.yaml").read_text())
+    for callback in config["trainer"]["callbacks"]:
+        if callback["class_path"] == "callbacks.CombinedSamplingCallback":
+            callback["init_args"].update(
+                image_prompts=[image_prompt], sentences=[sentence], every_n_steps=speech_steps // 2,
+                num_inference_steps=10,
+            )  # fmt: skip
+    speech_config = out / "speech.yaml"
+    speech_config.write_text(yaml.safe_dump(config, sort_keys=False))
+    speech_run = out / "speech"
+    cli = _fit(speech_config, [
+        "--trainer.default_root_dir", str(speech_run), "--trainer.max_steps", str(speech_steps),
+        "--trainer.val_check_interval", str(max(1, speech_steps // 2)), "--trainer.enable_progress_bar", "false",
+        "--data.init_args.data_dir", str(data), "--seed_everything", str(seed),
+    ])  # fmt: skip
+    val = cli.trainer.callback_metrics.get("val/loss")
+    if val is not None:
+        summary.figures["speech val loss"] = f"{float(val):.4f} after {cli.trainer.global_step} steps"
+    sampling = [c for c in cli.trainer.callbacks if type(c).__name__ == "CombinedSamplingCallback"]
+    if sampling and sampling[0].history:
+        step, records = sampling[0].history[-1]
+        wers = {r.kind: r.wer for r in records if r.wer is not None}
+        summary.figures["callback WER (tiny Whisper)"] = ", ".join(f"{k} {v:.2f}" for k, v in wers.items())
+    speech_model = cli.model.export(out / "speech_model")
+    (offline,) = sorted(speech_run.glob("wandb/offline-run-*"))[-1:] or [speech_run / "wandb"]
+    summary.files["wandb run"] = offline
+    summary.files["speech model"] = speech_model
+    del cli
+    done("speech model")
+
+    stage("vocoder")
+    vocoder_run = out / "vocoder"
+    cli = _fit(REPO / "configs" / "quickstart_vocoder.yaml", [
+        "--trainer.default_root_dir", str(vocoder_run), "--trainer.logger.init_args.save_dir", str(vocoder_run),
+        "--trainer.max_steps", str(vocoder_steps), "--trainer.val_check_interval", str(max(1, vocoder_steps // 4)),
+        "--trainer.enable_progress_bar", "false", "--data.init_args.data_dir", str(data),
+        "--seed_everything", str(seed),
+    ])  # fmt: skip
+    mel_error = cli.trainer.callback_metrics.get("val/mel_error")
+    if mel_error is not None:
+        summary.figures["vocoder val mel error"] = (
+            f"{float(mel_error):.3f} nats after {cli.trainer.global_step // 2} batches"
+        )
+    written = export_checkpoint(cli.trainer.checkpoint_callback.last_model_path, out / "vocoder_model")
+    summary.files["vocoder"] = written["generator"].parent
+    del cli
+    done("vocoder")
+
+    stage("sample")
+    from speakimg.sample import SampleSettings, generate
+
+    settings = SampleSettings(
+        image_prompt=image_prompt, audio_prompt=sentence, seed=seed, steps=sample_steps,
+        image_model="tiny:stable-diffusion", audio_model=str(speech_model), vocoder=str(out / "vocoder_model"),
+    )  # fmt: skip
+    (folder,) = generate([settings], out / "samples", device="cpu", dtype="float32", batch_size=1)
+    for name in ("img.png", "spec.png", "spec_color.png", "audio.wav", "video.mp4", "sample.json"):
+        shutil.copy2(folder / name, out / name)
+        summary.files[name] = out / name
+    import json
+
+    record = json.loads((folder / "sample.json").read_text())
+    summary.figures["vocoder cycle error"] = f"{record['vocoder_cycle_error']:.3f} nats"
+    done("sample")
+    stages.close()
+    return summary
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m speakimg.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
-    parser.add_argument("--sentence", default=DEFAULT_SENTENCE, help="the sentence to speak")
-    parser.add_argument("--tts", default="festival", help="TTS engine (festival, espeak)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (replaced)")
+    parser.add_argument("--image-prompt", default=DEFAULT_IMAGE_PROMPT, help="what the picture shows")
+    parser.add_argument("--sentence", default=DEFAULT_SENTENCE, help="what it says")
+    parser.add_argument("--sentences", type=int, default=12, help="sentences in the demo dataset")
+    parser.add_argument("--speech-steps", type=int, default=40, help="speech fine-tune steps")
+    parser.add_argument("--vocoder-steps", type=int, default=120, help="vocoder optimizer steps (2 per batch)")
+    parser.add_argument("--sample-steps", type=int, default=25, help="denoising steps of the final sample")
+    parser.add_argument("--workers", type=int, default=2, help="dataset build processes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    start = time.time()
-    files = run(args.out, args.sentence, args.tts, args.seed)
-    print(f"\nspeakimg demo finished in {time.time() - start:.1f} s. Wrote:")
-    for name, path in files.items():
-        print(f"  {name:>12}: {path}")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for noisy in ("lightning", "lightning.pytorch", "speakimg", "callbacks"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    summary = run(
+        args.out, args.image_prompt, args.sentence, args.sentences, args.speech_steps, args.vocoder_steps,
+        args.sample_steps, args.seed, args.workers,
+    )  # fmt: skip
+    print("\n" + summary.format())
 
 
 if __name__ == "__main__":

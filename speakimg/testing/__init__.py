@@ -41,6 +41,7 @@ __all__ = [
     "tiny_clap",
     "tiny_clip",
     "tiny_plbert",
+    "tiny_speech_model",
     "tiny_stable_diffusion",
     "tiny_vocoder",
     "tiny_vits",
@@ -96,6 +97,16 @@ def tiny_vits(root: Root = None) -> Path:
     return cached_build("vits", write_tiny_vits, root)
 
 
+def tiny_speech_model(root: Root = None) -> Path:
+    """An exported speech model folder (``speakimg_speech.json``) over the tiny Auffusion and PL-BERT."""
+    from speakimg.testing.speech import write_tiny_speech_model
+
+    base, plbert = tiny_auffusion(root), tiny_plbert(root)
+    default = root is None or Path(root).resolve() == default_root().resolve()
+    refs = ("tiny:auffusion", "tiny:plbert") if default else (str(base), str(plbert))
+    return cached_build("speech", lambda d: write_tiny_speech_model(d, *refs), root, spec={"refs": refs})
+
+
 BUILDERS: dict[str, Callable[[Root], Path]] = {
     "stable-diffusion": tiny_stable_diffusion,
     "auffusion": tiny_auffusion,
@@ -104,6 +115,7 @@ BUILDERS: dict[str, Callable[[Root], Path]] = {
     "clip": tiny_clip,
     "clap": tiny_clap,
     "plbert": tiny_plbert,
+    "speech": tiny_speech_model,
     "vits": tiny_vits,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
