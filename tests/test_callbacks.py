@@ -112,7 +112,7 @@ def test_quickstart_samples_log_media_and_wer_and_equal_the_exported_model(tmp_p
 @pytest.mark.parametrize("distributed", ["rank_zero", "split"])
 def test_two_process_ddp_logs_samples_once(tmp_path, speech_data, tiny_root, distributed):
     run = tmp_path / "run"
-    config = _config(tmp_path, speech_data, every_n_steps=2, distributed=distributed, whisper=None)
+    config = _config(tmp_path, speech_data, every_n_steps=2, distributed=distributed)  # with tiny Whisper (WER)
     command = [
         sys.executable, "-m", "speakimg.fit", "--config", str(config), "--trainer.strategy", "ddp",
         "--trainer.devices", "2", "--trainer.max_steps", "2", "--trainer.default_root_dir", str(run),
@@ -123,6 +123,8 @@ def test_two_process_ddp_logs_samples_once(tmp_path, speech_data, tiny_root, dis
     assert len(list(run.glob("wandb/offline-run-*"))) == 1
     assert len(_media(run, "combined", "spectrogram", ".png")) == 2  # logged once, by rank 0
     assert len(_media(run, "audio_only", "audio", ".wav")) == 2
+    (offline,) = run.glob("wandb/offline-run-*")
+    assert b"samples/wer_combined" in next(offline.glob("run-*.wandb")).read_bytes()
 
 
 def test_files_logger_gets_pngs_wavs_and_a_csv_table(tmp_path, tiny_auffusion):

@@ -88,7 +88,10 @@ class WindowedCLIPScore(nn.Module):
         self.model_name_or_path = model_name_or_path
         self.window = window
         self.stride = stride
-        self.metric = CLIPScore(model_name_or_path=lambda: load_clip_for_torchmetrics(model_name_or_path))
+        # windows of one image are scored locally: no cross-process sync in compute() under DDP
+        self.metric = CLIPScore(
+            model_name_or_path=lambda: load_clip_for_torchmetrics(model_name_or_path), sync_on_compute=False
+        )
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor | np.ndarray, prompts: list[str] | str) -> torch.Tensor:

@@ -68,9 +68,10 @@ def word_error_rate(predictions: Sequence[str], references: Sequence[str]) -> fl
     """Corpus WER after normalisation of both sides (torchmetrics ``WordErrorRate``)."""
     if len(predictions) != len(references) or not references:
         raise ValueError(f"need as many predictions as references (> 0), got {len(predictions)} and {len(references)}")
-    metric = WordErrorRate()
-    metric.update([normalize_transcript(p) for p in predictions], [_reference(r) for r in references])
-    return float(metric.compute())
+    from torchmetrics.functional.text import word_error_rate as functional_wer
+
+    # the functional form: a local computation (a Metric's compute() would sync across DDP processes)
+    return float(functional_wer([normalize_transcript(p) for p in predictions], [_reference(r) for r in references]))
 
 
 def _reference(text: str) -> str:
@@ -118,7 +119,7 @@ class WhisperWER(Metric):
         self.batch_size = batch_size
         self.language = language
         self._whisper = None  # loaded lazily, kept out of the state dict
-        self._wer = WordErrorRate()
+        self._wer = WordErrorRate(sync_on_compute=False)  # per-batch counter; the states below are synced
         self.add_state("errors", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
         self.transcripts: list[tuple[str, str]] = []
