@@ -28,40 +28,9 @@ from torch import nn
 
 from speakimg.conditioning import PromptEncoder
 from speakimg.pipeline import ImagesThatSpeakPipeline, combination_weights
+from speakimg.testing.diffusion import SD15_UNET_CONFIG, SD15_VAE_CONFIG
 
-SD15_UNET = dict(
-    sample_size=64,
-    in_channels=4,
-    out_channels=4,
-    layers_per_block=2,
-    block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=768,
-    attention_head_dim=8,
-    norm_num_groups=32,
-    norm_eps=1e-5,
-    act_fn="silu",
-    flip_sin_to_cos=True,
-    freq_shift=0,
-    downsample_padding=1,
-)
-"""runwayml/stable-diffusion-v1-5 unet/config.json (the fields that shape the network)."""
-
-SD15_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4,
-    block_out_channels=(128, 256, 512, 512),
-    layers_per_block=2,
-    latent_channels=4,
-    norm_num_groups=32,
-    sample_size=512,
-    scaling_factor=0.18215,
-    force_upcast=True,
-)
-"""runwayml/stable-diffusion-v1-5 vae/config.json."""
+SD15_UNET, SD15_VAE = SD15_UNET_CONFIG, SD15_VAE_CONFIG
 
 
 class RandomPromptEncoder(PromptEncoder):

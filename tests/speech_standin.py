@@ -18,6 +18,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from speakimg.data.datamodule import collate_speech  # the real module's collation
+
 SENTENCES = (
     "A small red fox jumped over the quiet garden wall.",
     "The old clock in the hall struck nine.",
@@ -42,24 +44,6 @@ def make_examples(path: str | os.PathLike, sentences=SENTENCES, image_size=(256,
     path = Path(path)
     torch.save({"images": torch.stack(images), "ids": ids, "text": list(sentences)}, path)
     return path
-
-
-def collate(items: list[dict]) -> dict:
-    length = max(len(item["ids"]) for item in items)
-    ids = torch.zeros(len(items), length, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, item in enumerate(items):
-        ids[row, : len(item["ids"])] = item["ids"]
-        mask[row, : len(item["ids"])] = 1
-    batch = {
-        "phoneme_ids": ids,
-        "phoneme_mask": mask,
-        "text": [i["text"] for i in items],
-        "id": [i["id"] for i in items],
-    }
-    key = "latents" if "latents" in items[0] else "image"
-    batch[key] = torch.stack([item[key] for item in items]).float()
-    return batch
 
 
 class _Items(Dataset):
@@ -110,7 +94,7 @@ class StandInSpeechData(LightningDataModule):
             with torch.no_grad():
                 latents = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
         for i in range(count):
-            item = {"ids": data["ids"][i], "text": data["text"][i], "id": f"utt{i:03d}"}
+            item = {"phoneme_ids": data["ids"][i], "text": data["text"][i], "id": f"utt{i:03d}"}
             if latents is not None:
                 item["latents"] = latents[i]
             else:
@@ -119,10 +103,13 @@ class StandInSpeechData(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            _Items(self.items), self.batch_size, shuffle=False, collate_fn=collate, num_workers=self.num_workers
+            _Items(self.items), self.batch_size, shuffle=False, collate_fn=collate_speech, num_workers=self.num_workers
         )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(
-            _Items(self.items[: self.val_items or len(self.items)]), self.batch_size, collate_fn=collate, num_workers=0
+            _Items(self.items[: self.val_items or len(self.items)]),
+            self.batch_size,
+            collate_fn=collate_speech,
+            num_workers=0,
         )

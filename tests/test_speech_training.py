@@ -41,7 +41,7 @@ def make_data(examples, tiny_auffusion, **kw) -> standin.StandInSpeechData:
 
 def batch_of(data: standin.StandInSpeechData, n: int = 2) -> dict:
     data.setup()
-    return standin.collate(data.items[:n])
+    return standin.collate_speech(data.items[:n])
 
 
 class Recorder(Callback):
