@@ -65,5 +65,10 @@ def main(argv: list[str] | None = None) -> Path:
     return out
 
 
+def console() -> None:
+    """Console-script entry point (``speakimg-export``): exit status 0 on success."""
+    main()
+
+
 if __name__ == "__main__":
     main()

@@ -153,5 +153,10 @@ def main(args: list[str] | None = None) -> SpeakimgCLI:
     return cli
 
 
+def console() -> None:
+    """Console-script entry point (``speakimg-fit``): exit status 0 on success."""
+    main()
+
+
 if __name__ == "__main__":
     main()
