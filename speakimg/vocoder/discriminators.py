@@ -47,6 +47,17 @@ def _width(channels: int, scale: float, multiple: int) -> int:
     return max(multiple, round(channels * scale / multiple) * multiple)
 
 
+def _run_stack(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Conv + LeakyReLU(0.1) stack, then the post conv: flattened logits and every conv output (feature maps)."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmap.append(x)
+    x = conv_post(x)
+    fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
+
+
 class DiscriminatorP(nn.Module):
     """Period discriminator: audio reflect-padded to a multiple of ``period``, viewed ``[B, 1, T/p, p]``."""
 
@@ -74,13 +85,7 @@ class DiscriminatorP(nn.Module):
             x = F.pad(x, (0, n_pad), mode="reflect")
             t += n_pad
         x = x.view(b, c, t // self.period, self.period)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _run_stack(self.convs, self.conv_post, x)
 
 
 class DiscriminatorS(nn.Module):
@@ -105,13 +110,7 @@ class DiscriminatorS(nn.Module):
         self.conv_post = _normed(nn.Conv1d(c[-1], 1, 3, 1, padding=1), use_spectral_norm)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _run_stack(self.convs, self.conv_post, x)
 
 
 def _split(outputs: Sequence[tuple[torch.Tensor, list[torch.Tensor]]], batch: int) -> DiscriminatorOutput:
