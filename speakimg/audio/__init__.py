@@ -3,6 +3,7 @@
 Everything in speakimg that touches a spectrogram goes through this package (METHOD.md 1-2).
 """
 
+from speakimg.audio.canvas import CANVAS, CanvasSpec
 from speakimg.audio.griffin_lim import griffin_lim, mel_to_linear
 from speakimg.audio.image import (
     CANVAS_FRAMES,
@@ -22,7 +23,9 @@ from speakimg.errors import AudioError
 
 __all__ = [
     "AudioError",
+    "CANVAS",
     "CANVAS_FRAMES",
+    "CanvasSpec",
     "LOG_MEL_MAX",
     "LOG_MEL_MIN",
     "MelConfig",

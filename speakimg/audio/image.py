@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from speakimg.audio.canvas import CANVAS
+
 __all__ = [
     "LOG_MEL_MIN",
     "LOG_MEL_MAX",
@@ -31,8 +33,8 @@ LOG_MEL_MIN: float = math.log(1e-5)
 """Lowest log-mel value of the image range (silence): ln(1e-5) = -11.5129."""
 LOG_MEL_MAX: float = math.log(200.0)
 """Highest log-mel value of the image range: ln(200) = 5.2983."""
-CANVAS_FRAMES: int = 1024
-"""Width of the spectrogram canvas in frames (10.24 s at hop 160, 16 kHz)."""
+CANVAS_FRAMES: int = CANVAS.frames
+"""Width of the spectrogram canvas in frames (10.24 s at hop 160, 16 kHz): ``CANVAS.frames``."""
 
 
 def normalize_log_mel(logmel: torch.Tensor, lo: float = LOG_MEL_MIN, hi: float = LOG_MEL_MAX) -> torch.Tensor:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speakimg.audio.canvas import CANVAS
 from speakimg.errors import DataError
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 
 MANIFEST = "manifest.jsonl"
 BUILD_CONFIG = "build_config.json"
-CANVAS_SAMPLES = 1024 * 160
+CANVAS_SAMPLES = CANVAS.num_samples
 """Samples of the 10.24 s canvas audio: ``log_mel`` of it has exactly 1024 frames."""
 
 

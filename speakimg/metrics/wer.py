@@ -29,14 +29,11 @@ def load_whisper(name_or_path: str = "base.en", device: str | torch.device | Non
     import whisper
 
     from speakimg.errors import ModelNotFoundError
-    from speakimg.hub import TINY_PREFIX, is_local, tiny_path
+    from speakimg.hub import expand_reference, is_local
+    from speakimg.runtime import select_device
 
-    if str(name_or_path).startswith(TINY_PREFIX):
-        name_or_path = str(tiny_path(str(name_or_path)))
-
-    device = (
-        torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    name_or_path = expand_reference(name_or_path)
+    device = select_device(device)
     if not is_local(name_or_path) and name_or_path not in whisper.available_models():
         raise ModelNotFoundError(
             f"'{name_or_path}' is neither a Whisper checkpoint file nor one of whisper's model names "

@@ -28,7 +28,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 from tqdm.auto import tqdm
 
-from speakimg.audio import MelConfig, from_vae_range, image_to_mel
+from speakimg.audio import CANVAS, MelConfig, from_vae_range, image_to_mel
 from speakimg.errors import ConfigError
 from speakimg.pipeline.loading import (
     DEFAULT_AUDIO_MODEL,
@@ -45,7 +45,7 @@ __all__ = ["CROP_COLUMNS", "ImagesThatSpeakOutput", "ImagesThatSpeakPipeline"]
 
 log = logging.getLogger("speakimg.pipeline")
 
-CROP_COLUMNS = 32
+CROP_COLUMNS = CANVAS.crop_columns
 """Columns (frames) cropped off the right edge by ``crop_padding``: the band that is padding (silence)
 in the audio model's 10 s training clips. 32 columns = 4 latent columns = 5120 samples = 0.32 s."""
 

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from speakimg.hub import register_resolver
 from speakimg.testing.cache import KIT_VERSION, cached_build, default_root
 from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
@@ -37,6 +38,7 @@ __all__ = [
     "TINY_VOCODER_CONFIG",
     "build_all",
     "default_root",
+    "resolve_tiny",
     "tiny_auffusion",
     "tiny_clap",
     "tiny_clip",
@@ -119,6 +121,22 @@ BUILDERS: dict[str, Callable[[Root], Path]] = {
     "vits": tiny_vits,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
+
+
+TINY_PREFIX = "tiny:"
+
+
+def resolve_tiny(reference: str) -> Path:
+    """Local path of the kit model ``tiny:<name>`` (built on first use): the ``tiny:`` resolver of :mod:`speakimg.hub`."""
+    from speakimg.errors import ModelNotFoundError
+
+    name = reference.removeprefix(TINY_PREFIX)
+    if name not in BUILDERS:
+        raise ModelNotFoundError(f"{reference!r}: the tiny-model kit has no {name!r}; choose one of {sorted(BUILDERS)}")
+    return BUILDERS[name]()
+
+
+register_resolver("tiny", resolve_tiny)
 
 
 def build_all(root: Root = None) -> dict[str, Path]:

@@ -349,10 +349,9 @@ def _torch_load(path: Path, map_location: str | torch.device) -> Any:
 
 def _resolve_vocoder_files(name: str, subfolder: str | None) -> tuple[Path, Path]:
     """``(config.json, vocoder.pt)`` of a model folder (``subfolder``), a vocoder folder, a file or a hub id."""
-    from speakimg.hub import TINY_PREFIX, resolve_dir, tiny_path
+    from speakimg.hub import expand_reference, resolve_dir
 
-    if name.startswith(TINY_PREFIX):  # tiny:vocoder (a vocoder folder) or tiny:auffusion (a model folder)
-        name = str(tiny_path(name))
+    name = expand_reference(name)  # e.g. tiny:vocoder (a vocoder folder) or tiny:auffusion (a model folder)
     local = Path(name).expanduser()
     if local.is_file():
         config = local.parent / CONFIG_NAME
