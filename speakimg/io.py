@@ -30,6 +30,7 @@ __all__ = [
     "atomic_write",
     "clean_temp_files",
     "is_temp_file",
+    "load_torch",
     "save_npy",
     "temp_name",
     "write_bytes",
@@ -137,6 +138,37 @@ def save_npy(path: str | os.PathLike, array: Any) -> Path:
     with atomic_write(path, "wb") as handle:
         np.save(handle, np.asarray(array), allow_pickle=False)
     return Path(path)
+
+
+def load_torch(path: str | os.PathLike, *, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one clear :class:`CheckpointError` naming the file.
+
+    A file holding arbitrary Python objects (a pickle that could run code) is refused; a truncated or
+    foreign file is reported as such. ``what`` names the file's role in messages ("vocoder", ...).
+    """
+    import pickle
+
+    import torch
+
+    from speakimg.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such {what} file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path}: refused to load this {what}: it holds Python objects other than tensors and plain "
+            f"containers ({reason[:200]}). speakimg never unpickles arbitrary objects (they can run code); "
+            "re-save the file with tensors only (a state dict), or use safetensors."
+        ) from None
+    except Exception as error:  # truncated zip, not a torch file, wrong map_location
+        raise CheckpointError(
+            f"{path}: cannot read this {what} ({type(error).__name__}: {str(error)[:200]}); the file is "
+            "truncated or not a PyTorch file: copy or download it again."
+        ) from error
 
 
 def clean_temp_files(folder: str | os.PathLike, *, older_than_s: float = 0.0, recursive: bool = True) -> list[Path]:

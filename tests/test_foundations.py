@@ -94,6 +94,29 @@ def test_atomic_write_rejects_append_mode(tmp_path):
         pass
 
 
+class _Hostile:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_load_torch_reads_tensors_and_refuses_pickles_and_truncated_files(tmp_path):
+    from speakimg.errors import CheckpointError
+
+    good = tmp_path / "good.pt"
+    torch.save({"generator": {"w": torch.ones(2)}, "steps": 3}, good)
+    assert torch.equal(io.load_torch(good)["generator"]["w"], torch.ones(2))
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"payload": _Hostile()}, hostile)
+    with pytest.raises(CheckpointError, match=r"hostile\.pt: refused to load this vocoder"):
+        io.load_torch(hostile, what="vocoder")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"truncated\.pt: cannot read this checkpoint.*truncated"):
+        io.load_torch(truncated)
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        io.load_torch(tmp_path / "missing.pt")
+
+
 # ---------------------------------------------------------------- device and dtype
 
 
