@@ -10,6 +10,9 @@ cached (``$SPEAKIMG_TINY_DIR`` or ``~/.cache/speakimg/tiny``); a stale cache is 
 >>> whisper_ckpt = testing.tiny_whisper()             # whisper.load_model(whisper_ckpt)
 >>> plbert_folder = testing.tiny_plbert()              # speakimg.speech.PLBert.from_pretrained(plbert_folder)
 >>> vits_folder = testing.tiny_vits()                  # speakimg.tts.get_engine("transformers", model=vits_folder)
+
+Real trained models that install offline (Whisper tiny.en / base, a Piper voice) are served as
+``real:<name>`` by :mod:`speakimg.testing.real`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
 from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
+from speakimg.testing.real import REAL_MODELS, resolve_real
 from speakimg.testing.vits import write_tiny_vits
 from speakimg.testing.vocoder import TINY_VOCODER_CONFIG, write_tiny_vocoder
 from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
@@ -31,6 +35,7 @@ from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
 __all__ = [
     "BUILDERS",
     "KIT_VERSION",
+    "REAL_MODELS",
     "SD15_SCHEDULER_CONFIG",
     "TINY_CROSS_ATTENTION_DIM",
     "TINY_PLBERT_PARAMS",
@@ -38,6 +43,7 @@ __all__ = [
     "TINY_VOCODER_CONFIG",
     "build_all",
     "default_root",
+    "resolve_real",
     "resolve_tiny",
     "tiny_auffusion",
     "tiny_clap",
@@ -137,6 +143,7 @@ def resolve_tiny(reference: str) -> Path:
 
 
 register_resolver("tiny", resolve_tiny)
+register_resolver("real", resolve_real)  # trained models from offline packages (speakimg.testing.real)
 
 
 def build_all(root: Root = None) -> dict[str, Path]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from speakimg.tts.base import TTSEngine, TTSError
 from speakimg.tts.espeak import EspeakTTS
 from speakimg.tts.festival import FestivalTTS
+from speakimg.tts.piper import PiperTTS
 from speakimg.tts.tacotron2 import Tacotron2TTS
 from speakimg.tts.transformers_tts import TransformersTTS
 
@@ -14,6 +15,7 @@ __all__ = [
     "ENGINES",
     "EspeakTTS",
     "FestivalTTS",
+    "PiperTTS",
     "Tacotron2TTS",
     "TTSEngine",
     "TTSError",
@@ -25,13 +27,16 @@ __all__ = [
 ENGINES: dict[str, Callable[..., TTSEngine]] = {
     "festival": FestivalTTS,
     "espeak": EspeakTTS,
+    "piper": PiperTTS,
     "tacotron2": Tacotron2TTS,
     "transformers": TransformersTTS,
 }
 """Engine name -> factory. Keyword arguments of ``get_engine`` go to the factory.
 
-``festival`` (default; HTS voice, offline), ``espeak`` (offline), ``tacotron2`` (torchaudio, optional
-extra; downloads its weights) and ``transformers`` (``model=`` a hub id or folder, e.g. VITS/MMS).
+``festival`` (default; HTS voice, offline), ``espeak`` (offline), ``piper`` (``voice=`` an .onnx file,
+voice folder, installed voice package such as ``joe``, or ``real:piper-joe``; offline neural voices),
+``tacotron2`` (torchaudio, optional extra; downloads its weights) and ``transformers`` (``model=`` a hub
+id or folder, e.g. VITS/MMS).
 """
 
 

@@ -53,6 +53,15 @@ class TTSEngine(abc.ABC):
             raise TTSError(f"{self.name} produced no audio for {text!r}")
         return wav.float().clamp(-1.0, 1.0)
 
+    @property
+    def settings(self) -> dict:
+        """What decides this engine's audio, as JSON values (a dataset build records it with the data).
+
+        Engines with settings beyond their constructor's explicit arguments (fixed noise scales, a
+        resolved voice file) extend it.
+        """
+        return {"engine": self.name}
+
     @abc.abstractmethod
     def _synthesize(self, text: str, stretch: float) -> torch.Tensor:
         """Engine-specific synthesis at 16 kHz."""
