@@ -16,7 +16,7 @@ SENTENCE = "Seven bright kites float above the quiet harbor."
 
 
 def test_registry_names_every_engine():
-    assert set(ENGINES) == {"festival", "espeak", "tacotron2", "transformers"}
+    assert set(ENGINES) == {"festival", "espeak", "piper", "tacotron2", "transformers"}
 
 
 def test_transformers_engine_loads_a_local_vits_folder(tiny_vits):
