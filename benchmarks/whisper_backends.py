@@ -1,6 +1,7 @@
 """The two Whisper backends of ``speakimg.metrics.WhisperWER`` side by side: WER and time per clip.
 
     python benchmarks/whisper_backends.py [--out benchmarks/whisper_backends.json] [--batch-size 16]
+        [--backends tiny.en] [--clips /tmp/clips.npz]
 
 Clips: the 20 held-out sentences (``configs/data/test_sentences.txt``) spoken by festival (HTS voice)
 and by Piper (en_US-joe-medium, noise scales 0 and, for comparison, Piper's own noisy defaults), and
@@ -13,8 +14,10 @@ festival's speech through ``log_mel`` -> ``griffin_lim`` (32 iterations). Every 
 - ``faster`` base (multilingual, ``real:whisper-base``, language forced to English);
 - ``openai`` on the tiny random kit model (``tiny:whisper``): speed of the code path only.
 
-Times are per clip, wall clock, with as many threads as torch uses, each backend timed on the same
-clips in the same run (model loading excluded, one warm-up batch first).
+Times are per clip, with as many threads as torch uses, each backend timed on the same clips in the
+same run (model loading excluded, one warm-up batch first): wall clock, and the process's CPU time
+(all threads), which a busy shared machine distorts less. ``--backends`` keeps the backends whose
+label contains one of the given words; ``--clips`` keeps the synthesised clips in an .npz for reruns.
 """
 
 from __future__ import annotations
@@ -162,6 +165,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "whisper_backends.json")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backends", nargs="*", default=None, help="keep backends whose label contains one of these")
+    parser.add_argument("--clips", type=Path, default=None, help="an .npz to load the clips from (written if missing)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -170,7 +175,19 @@ def main() -> None:
     from speakimg.testing.real import real_cache_root, real_whisper_tiny_en
 
     started = time.time()
-    data = make_clips()
+    if args.clips is not None and args.clips.is_file():
+        with np.load(args.clips) as stored:
+            data = {"sentences": [str(s) for s in stored["sentences"]]}
+            for key in stored.files:
+                if key != "sentences":
+                    source, index = key.rsplit("#", 1)
+                    data.setdefault(source, []).append((int(index), stored[key]))
+            data = {k: v if k == "sentences" else [c for _, c in sorted(v)] for k, v in data.items()}
+    else:
+        data = make_clips()
+        if args.clips is not None:
+            arrays = {f"{s}#{i}": c for s, clips in data.items() if s != "sentences" for i, c in enumerate(clips)}
+            np.savez(args.clips, sentences=np.array(data["sentences"]), **arrays)
     sentences = data.pop("sentences")
     print(f"clips ready in {time.time() - started:.0f} s")
     converted = real_cache_root() / "openai-tiny.en-from-ctranslate2.pt"
@@ -182,6 +199,8 @@ def main() -> None:
         "faster base (int8, multilingual)": "real:whisper-base",
         "openai tiny random kit (speed only)": "tiny:whisper",
     }
+    if args.backends:
+        backends = {k: v for k, v in backends.items() if any(word in k for word in args.backends)}
     results: dict = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "batch_size": args.batch_size,
@@ -191,29 +210,37 @@ def main() -> None:
         metric = WhisperWER(reference, batch_size=args.batch_size, device="cpu")
         metric.transcribe([data["festival"][0]])  # load + warm up
         row: dict = {"reference": reference, "backend": metric.backend, "sources": {}}
-        total_clips, total_seconds = 0, 0.0
+        total_clips, total_seconds, total_cpu = 0, 0.0, 0.0
         for source, clips in data.items():
             metric.reset()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             metric.update(clips, sentences)
-            seconds = time.perf_counter() - start
-            total_clips, total_seconds = total_clips + len(clips), total_seconds + seconds
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+            total_clips, total_seconds, total_cpu = total_clips + len(clips), total_seconds + seconds, total_cpu + cpu
             row["sources"][source] = {
                 "wer": round(float(metric.compute()), 4),
                 "seconds_per_clip": round(seconds / len(clips), 3),
+                "cpu_seconds_per_clip": round(cpu / len(clips), 3),
                 "transcripts": [h for _, h in metric.transcripts],
             }
         row["seconds_per_clip"] = round(total_seconds / total_clips, 3)
+        row["cpu_seconds_per_clip"] = round(total_cpu / total_clips, 3)
         results["backends"][label] = row
-        print(label, row["seconds_per_clip"], {s: r["wer"] for s, r in row["sources"].items()}, flush=True)
+        print(
+            label,
+            row["seconds_per_clip"],
+            row["cpu_seconds_per_clip"],
+            {s: r["wer"] for s, r in row["sources"].items()},
+            flush=True,
+        )
     results["sentences"] = sentences
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     sources = list(data)
-    print("\n| backend | s / clip | " + " | ".join(sources) + " |")
-    print("| --- | --- | " + " | ".join("---" for _ in sources) + " |")
+    print("\n| backend | s / clip (wall) | CPU s / clip | " + " | ".join(sources) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in sources) + " |")
     for label, row in results["backends"].items():
         wers = " | ".join(f"{100 * row['sources'][s]['wer']:.1f} %" for s in sources)
-        print(f"| {label} | {row['seconds_per_clip']:.2f} | {wers} |")
+        print(f"| {label} | {row['seconds_per_clip']:.2f} | {row['cpu_seconds_per_clip']:.2f} | {wers} |")
 
 
 if __name__ == "__main__":
