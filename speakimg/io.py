@@ -163,7 +163,7 @@ def torch_load_error(path: str | os.PathLike, error: BaseException, what: str = 
             "objects (they can run code); re-save the file with tensors only (a state dict), or use safetensors."
         )
     return CheckpointError(
-        f"{path}: cannot read this {what} ({type(error).__name__}: {str(error)[:200]}); the file is "
+        f"{path}: cannot read this {what} ({type(error).__name__}: {str(error).split('. ')[0][:200]}); the file is "
         "truncated or not a PyTorch file: copy or download it again."
     )
 

@@ -197,7 +197,7 @@ def fake_hub(tmp_path, monkeypatch):
 
 def _mark(loaded: torch.Tensor, original: torch.Tensor) -> float:
     """Which kind of file a weight came from: the constant the variant writer added to it."""
-    return round(float((loaded.float() - original.float()).mean()))
+    return round(float((loaded.detach().float() - original.float()).mean()))
 
 
 def test_a_hub_repository_with_every_variant_fetches_and_reads_one_file_per_component(
@@ -264,6 +264,14 @@ def test_the_speech_models_base_fetches_only_the_unet_vae_and_scheduler(fake_hub
         )
     ]
     assert model.vae_scale == pytest.approx(0.18215)
+    # its default vocoder (the sampling callback's): only the base model's vocoder/ is fetched
+    from speakimg.pipeline.loading import default_vocoder
+    from speakimg.vocoder import Generator
+
+    requests.clear()
+    vocoder, where = default_vocoder(["someone/auffusion"])
+    assert requests == [("someone/auffusion", ["vocoder/*"])]
+    assert isinstance(vocoder, Generator) and where.endswith("vocoder")
 
 
 def test_offline_the_listing_comes_from_the_local_cache(monkeypatch, tmp_path):
