@@ -198,7 +198,6 @@ class CombinedSamplingCallback(Callback):
             return self._pipe
         from diffusers import DDIMScheduler
 
-        from speakimg.hub import resolve_dir
         from speakimg.pipeline import ImagesThatSpeakPipeline
         from speakimg.pipeline.loading import default_vocoder, load_image_model
         from speakimg.vocoder import load_vocoder
@@ -213,7 +212,7 @@ class CombinedSamplingCallback(Callback):
         dtype = torch.bfloat16 if "bf16" in str(trainer.precision) and device.type == "cuda" else None
         image = load_image_model(self.image_model, dtype)
         if self.vocoder is None:
-            vocoder, _ = default_vocoder([resolve_dir(str(model.base_model))])
+            vocoder, _ = default_vocoder([str(model.base_model)])  # a hub id: only its vocoder/ is fetched
         else:
             vocoder = load_vocoder(self.vocoder)
         noise_scheduler = getattr(pl_module, "noise_scheduler", None)

@@ -53,15 +53,10 @@ class CLIPPromptEncoder(PromptEncoder):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, torch_dtype: torch.dtype | None = None) -> CLIPPromptEncoder:
-        """Load ``tokenizer/`` and ``text_encoder/`` of a diffusers-layout folder or hub id."""
-        from transformers import CLIPTextModel, CLIPTokenizer
+        """Load ``tokenizer/`` and ``text_encoder/`` of a diffusers-layout folder or hub id (:mod:`speakimg.loading`)."""
+        from speakimg.loading import load_text_encoder
 
-        from speakimg.hub import resolve_dir
-
-        root = resolve_dir(name_or_path, allow_patterns=["tokenizer/*", "text_encoder/*"])
-        tokenizer = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer")
-        text_encoder = CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=torch_dtype)
-        return cls(tokenizer, text_encoder.eval().requires_grad_(False))
+        return cls(*load_text_encoder(name_or_path, torch_dtype))
 
     def forward(self, prompts: list[str]) -> torch.Tensor:
         if isinstance(prompts, str):

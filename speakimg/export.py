@@ -14,9 +14,8 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-
 from speakimg.errors import CheckpointError
+from speakimg.io import load_torch
 
 __all__ = ["export_checkpoint", "main"]
 
@@ -37,7 +36,7 @@ def export_checkpoint(
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise CheckpointError(f"{ckpt_path}: no such checkpoint file")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint = load_torch(ckpt_path, what="speech training checkpoint")
     kind = checkpoint.get("speakimg", {}).get("kind")
     if kind != CHECKPOINT_KIND:
         raise CheckpointError(f"{ckpt_path}: not a speech fine-tune checkpoint (kind {kind!r}, want {CHECKPOINT_KIND})")

@@ -25,6 +25,7 @@ from speakimg.errors import ModelNotFoundError
 __all__ = [
     "ENTRY_POINT_GROUP",
     "expand_reference",
+    "is_hub_id",
     "is_local",
     "is_registered_reference",
     "register_resolver",
@@ -107,6 +108,12 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 def _looks_like_path(name: str) -> bool:
     """A name that cannot be a hub id ("name" or "org/name") is a local path that does not exist."""
     return not _HUB_ID.match(name) or name.endswith((".pt", ".ckpt", ".json", ".safetensors", ".t7"))
+
+
+def is_hub_id(name_or_path: str | os.PathLike) -> bool:
+    """True for a name shaped like a hub id (``name`` or ``org/name``) that is no local path or registered reference."""
+    name = str(name_or_path)
+    return not is_local(name) and not is_registered_reference(name) and not _looks_like_path(name)
 
 
 def _hint(name: str) -> str:

@@ -30,9 +30,12 @@ __all__ = [
     "atomic_write",
     "clean_temp_files",
     "is_temp_file",
+    "load_safetensors",
     "load_torch",
+    "safetensors_error",
     "save_npy",
     "temp_name",
+    "torch_load_error",
     "write_bytes",
     "write_json",
     "write_text",
@@ -140,14 +143,37 @@ def save_npy(path: str | os.PathLike, array: Any) -> Path:
     return Path(path)
 
 
+def torch_load_error(path: str | os.PathLike, error: BaseException, what: str = "checkpoint") -> Exception:
+    """The :class:`CheckpointError` for a failed ``torch.load(path, weights_only=True)``, naming the file.
+
+    A refused pickle (objects other than tensors and plain containers) and a truncated or foreign file get
+    their own one-line messages. For loaders that call ``torch.load`` inside a library (Whisper, diffusers).
+    """
+    import pickle
+
+    from speakimg.errors import CheckpointError
+
+    if isinstance(error, pickle.UnpicklingError):
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+        found = [line.removeprefix("WeightsUnpickler error: ") for line in lines if "GLOBAL" in line]  # what
+        reason = (found or [line for line in lines if line] or [type(error).__name__])[0].split(". ")[0]
+        return CheckpointError(
+            f"{path}: refused to load this {what} with torch.load(weights_only=True): it holds Python objects "
+            f"other than tensors and plain containers ({reason[:200]}). speakimg never unpickles arbitrary "
+            "objects (they can run code); re-save the file with tensors only (a state dict), or use safetensors."
+        )
+    return CheckpointError(
+        f"{path}: cannot read this {what} ({type(error).__name__}: {str(error).split('. ')[0][:200]}); the file is "
+        "truncated or not a PyTorch file: copy or download it again."
+    )
+
+
 def load_torch(path: str | os.PathLike, *, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with one clear :class:`CheckpointError` naming the file.
 
     A file holding arbitrary Python objects (a pickle that could run code) is refused; a truncated or
     foreign file is reported as such. ``what`` names the file's role in messages ("vocoder", ...).
     """
-    import pickle
-
     import torch
 
     from speakimg.errors import CheckpointError
@@ -157,18 +183,33 @@ def load_torch(path: str | os.PathLike, *, what: str = "checkpoint", map_locatio
         raise CheckpointError(f"{path}: no such {what} file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{path}: refused to load this {what}: it holds Python objects other than tensors and plain "
-            f"containers ({reason[:200]}). speakimg never unpickles arbitrary objects (they can run code); "
-            "re-save the file with tensors only (a state dict), or use safetensors."
-        ) from None
-    except Exception as error:  # truncated zip, not a torch file, wrong map_location
-        raise CheckpointError(
-            f"{path}: cannot read this {what} ({type(error).__name__}: {str(error)[:200]}); the file is "
-            "truncated or not a PyTorch file: copy or download it again."
-        ) from error
+    except Exception as error:  # a refused pickle, a truncated zip, not a torch file, a wrong map_location
+        raise torch_load_error(path, error, what) from None
+
+
+def safetensors_error(path: str | os.PathLike, error: BaseException, what: str = "weights") -> Exception:
+    """The :class:`CheckpointError` for a safetensors file that cannot be read (truncated, not safetensors)."""
+    from speakimg.errors import CheckpointError
+
+    return CheckpointError(
+        f"{path}: cannot read this {what} ({str(error)[:200]}); the file is truncated or not a safetensors "
+        "file: copy, export or download it again."
+    )
+
+
+def load_safetensors(path: str | os.PathLike, *, what: str = "weights", device: str = "cpu") -> dict:
+    """``safetensors.torch.load_file(path)`` with one clear :class:`CheckpointError` naming the file."""
+    from safetensors.torch import load_file
+
+    from speakimg.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such {what} file")
+    try:
+        return load_file(path, device=device)
+    except Exception as error:  # SafetensorError: truncated header or data, not a safetensors file
+        raise safetensors_error(path, error, what) from None
 
 
 def clean_temp_files(folder: str | os.PathLike, *, older_than_s: float = 0.0, recursive: bool = True) -> list[Path]:

@@ -96,14 +96,40 @@ def test_weight_norm_free_state_dicts_load_both_ways(tmp_path):
         expected = normed(mel)
     plain = Generator(TINY).remove_weight_norm().eval()
     plain.load_legacy_state_dict(normed.legacy_state_dict())  # (g, v) folded into weight
+    again = Generator(TINY).eval()
+    again.load_legacy_state_dict(plain.state_dict())  # plain weights into a weight-normed generator
     plain.save_pretrained(tmp_path / "plain")
-    keys = torch.load(tmp_path / "plain" / "vocoder.pt", weights_only=True)["generator"]
-    assert "conv_pre.weight" in keys and "conv_pre.weight_g" not in keys
-    back = Generator.from_pretrained(tmp_path / "plain", remove_weight_norm=False)  # weight -> (g, v)
+    back = Generator.from_pretrained(tmp_path / "plain", remove_weight_norm=False)
     assert back.has_weight_norm
     with torch.no_grad():
         assert torch.allclose(plain(mel), expected, atol=1e-5)
+        assert torch.allclose(again(mel), expected, atol=1e-5)
         assert torch.allclose(back(mel), expected, atol=1e-5)
+
+
+def test_a_weight_norm_free_generator_saves_files_the_original_loads_strictly(tmp_path):
+    """Issue 12: folding weight norm away and saving used to write plain ``weight`` keys, which Auffusion's
+    loader (weight-normed generator, strict load) refuses. The files always hold ``weight_g``/``weight_v``."""
+    torch.manual_seed(2)
+    plain = Generator(TINY).remove_weight_norm().eval()  # e.g. load_vocoder(...) then fine-tune or re-save
+    mel = _mel(11)
+    with torch.no_grad():
+        expected = plain(mel)
+    plain.save_pretrained(tmp_path / "voc")
+    saved = torch.load(tmp_path / "voc" / "vocoder.pt", weights_only=True)["generator"]
+    assert "conv_pre.weight" not in saved
+    # the re-applied weight norm, computed independently: g = ||w|| over every dim but 0, v = w
+    for name in ("conv_pre", "ups.1", "resblocks.4.convs1.2", "conv_post"):
+        weight = plain.get_submodule(name).weight.detach()
+        norms = weight.flatten(1).norm(dim=1)
+        assert torch.equal(saved[f"{name}.weight_v"], weight)
+        assert torch.allclose(saved[f"{name}.weight_g"].flatten(), norms, rtol=1e-6)
+        assert saved[f"{name}.weight_g"].shape == (weight.shape[0],) + (1,) * (weight.ndim - 1)
+    reference = RefGenerator(TINY).eval()  # the original layout, legacy torch.nn.utils.weight_norm
+    reference.load_state_dict(saved, strict=True)
+    assert list(saved) == list(reference.state_dict())  # the original's key order too
+    with torch.no_grad():
+        assert torch.allclose(reference(mel), expected, atol=1e-5)
 
 
 def test_tiny_kit_vocoder_loads_from_every_layout(tiny_auffusion):

@@ -26,9 +26,10 @@ import torch
 
 from speakimg.audio import CANVAS_FRAMES, LOG_MEL_MIN, fit_canvas, mel_to_image, to_vae_range
 from speakimg.data.manifest import ManifestRecord, load_mel, read_manifest
-from speakimg.errors import DataError, ModelNotFoundError
+from speakimg.errors import DataError
+from speakimg.loading import load_vae, vae_folder
 
-__all__ = ["LATENTS", "VAE_META", "cache_latents", "latents_dir", "load_vae", "mel_to_vae_input", "vae_key"]
+__all__ = ["LATENTS", "VAE_META", "cache_latents", "latents_dir", "mel_to_vae_input", "vae_key"]
 
 log = logging.getLogger("speakimg.data.latents")
 
@@ -64,30 +65,11 @@ def latents_dir(data_dir: str | os.PathLike, vae: str | os.PathLike) -> Path:
     return Path(data_dir) / LATENTS / vae_key(vae)
 
 
-def _vae_folder(vae: str | os.PathLike) -> Path:
-    from speakimg.hub import resolve_dir
-
-    folder = resolve_dir(vae)
-    if (folder / "vae" / "config.json").is_file():  # a pipeline folder (SD 1.5, Auffusion)
-        return folder / "vae"
-    if (folder / "config.json").is_file():  # a VAE folder
-        return folder
-    raise ModelNotFoundError(f"{folder}: neither a diffusers pipeline folder with vae/ nor a VAE folder")
-
-
 def _fingerprint(folder: Path) -> str:
     digest = hashlib.sha256((folder / "config.json").read_bytes())
     for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         digest.update(f"{path.name}:{path.stat().st_size}".encode())
     return digest.hexdigest()[:16]
-
-
-def load_vae(vae: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-    """The ``AutoencoderKL`` of a pipeline folder / hub id (its ``vae/``) or of a VAE folder, in eval mode."""
-    from diffusers import AutoencoderKL
-
-    model = AutoencoderKL.from_pretrained(_vae_folder(vae), torch_dtype=dtype)
-    return model.to(device).eval().requires_grad_(False)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -119,7 +101,7 @@ def cache_latents(
     records: list[ManifestRecord] = read_manifest(data_dir)
     out = latents_dir(data_dir, vae)
     todo = [r for r in records if not (out / f"{r.id}.npy").is_file()]
-    folder = _vae_folder(vae)
+    folder = vae_folder(vae)
     fingerprint = _fingerprint(folder)
     meta_path = out / VAE_META
     if meta_path.is_file():
@@ -132,7 +114,7 @@ def cache_latents(
     if not todo:
         return out
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_vae(vae, device, dtype)
+    model = load_vae(vae, frozen=True, device=device, dtype=dtype)
     scaling = float(model.config.scaling_factor)
     out.mkdir(parents=True, exist_ok=True)
     meta = {

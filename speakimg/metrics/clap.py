@@ -27,9 +27,9 @@ class CLAPScore(nn.Module):
         super().__init__()
         from transformers import ClapModel, ClapProcessor
 
-        from speakimg.hub import resolve_dir
+        from speakimg.loading import resolve_model
 
-        folder = resolve_dir(model_name_or_path)
+        folder = resolve_model(model_name_or_path, [""])  # a hub id: its config/processor files and one weights file
         self.model = ClapModel.from_pretrained(folder).eval()
         self.processor = ClapProcessor.from_pretrained(folder)
         self.sample_rate = sample_rate

@@ -40,9 +40,9 @@ def load_clip_for_torchmetrics(name_or_path: str):
     """``(model, processor)`` for torchmetrics' CLIPScore from a hub id or local CLIP folder."""
     from transformers import CLIPModel, CLIPProcessor
 
-    from speakimg.hub import resolve_dir
+    from speakimg.loading import resolve_model
 
-    folder = resolve_dir(name_or_path)
+    folder = resolve_model(name_or_path, [""])  # a hub id: its config/processor files and one weights file
     model = CLIPModel.from_pretrained(folder).eval()
     return _TensorFeatures(model), CLIPProcessor.from_pretrained(folder)
 

@@ -128,6 +128,10 @@ def load_whisper(name_or_path: str = "base.en", device: str | torch.device | Non
             cpu_threads=0 if cuda else torch.get_num_threads(),
         )
     except Exception as error:  # download failure offline, corrupt file
+        if backend == "openai" and Path(model).is_file():  # read with torch.load(weights_only=True): say why
+            from speakimg.io import torch_load_error
+
+            raise torch_load_error(model, error, "Whisper checkpoint") from None
         where = (
             "the path of a downloaded checkpoint (~/.cache/whisper/<name>.pt)"
             if backend == "openai"

@@ -22,15 +22,15 @@ import itertools
 import logging
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 
 from speakimg.audio import MelConfig
-from speakimg.errors import ConfigError, ModelNotFoundError
+from speakimg.errors import ConfigError
 from speakimg.modules.common import check_finite
+from speakimg.vocoder.checkpoints import read_discriminators
 from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from speakimg.vocoder.generator import Generator, GeneratorConfig
 from speakimg.vocoder.losses import (
@@ -115,19 +115,7 @@ class HiFiGANModule(LightningModule):
 
     # ------------------------------------------------------------------------------------ loading
     def _load_discriminators(self, path: str) -> None:
-        if not Path(path).is_file():
-            raise ModelNotFoundError(f"{path}: no such discriminator checkpoint (a jik876 do_XXXXXXXX file or a .ckpt)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:  # a HiFiGANModule checkpoint
-            sd = state["state_dict"]
-            mpd = {k[4:]: v for k, v in sd.items() if k.startswith("mpd.")}
-            msd = {k[4:]: v for k, v in sd.items() if k.startswith("msd.")}
-        elif isinstance(state, dict) and "mpd" in state and "msd" in state:  # jik876 do_XXXXXXXX
-            mpd, msd = state["mpd"], state["msd"]
-        else:
-            raise ConfigError(
-                f"{path}: not a discriminator checkpoint (expected jik876's {{'mpd', 'msd', ...}} or a HiFiGANModule .ckpt)"
-            )
+        mpd, msd = read_discriminators(path)  # a jik876 do_XXXXXXXX file or a HiFiGANModule .ckpt
         for name, module, sd in (("mpd", self.mpd, mpd), ("msd", self.msd, msd)):
             try:
                 module.load_state_dict(from_legacy_state_dict(module, sd), strict=True)

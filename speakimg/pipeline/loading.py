@@ -1,4 +1,4 @@
-"""Loading the combined sampler's two models (and a vocoder) from folders or hub ids.
+"""The combined sampler's two models (and a vocoder), loaded through :mod:`speakimg.loading`.
 
 - An image model is a Stable-Diffusion-1.5-layout folder / hub id (``unet/``, ``vae/``,
   ``text_encoder/``, ``tokenizer/``, ``scheduler/``).
@@ -6,7 +6,9 @@
   an exported speech model: a folder with ``speakimg_speech.json`` at its root, loaded lazily by
   ``speakimg.speech.SpeechModel.from_pretrained``.
 
-Only safetensors weights are loaded (pickle checkpoints can run code when loaded).
+Which weights file is read and which files are downloaded is :mod:`speakimg.loading`'s policy
+(safetensors preferred, ``.bin`` loaded with ``weights_only=True``, only the chosen files fetched); the
+default ids and the speech marker live there too and are re-exported here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import torch
 from torch import nn
 
 from speakimg.errors import ConfigError, ModelNotFoundError
-from speakimg.hub import resolve_dir
+from speakimg.hub import expand_reference, is_hub_id, resolve_dir
+from speakimg.loading import (
+    DEFAULT_AUDIO_MODEL,
+    DEFAULT_IMAGE_MODEL,
+    SPEECH_MARKER,
+    is_speech_model,
+    load_diffusion_model,
+)
 
 __all__ = [
     "DEFAULT_AUDIO_MODEL",
@@ -36,28 +45,6 @@ __all__ = [
 
 log = logging.getLogger("speakimg.pipeline")
 
-DEFAULT_IMAGE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-"""Stable Diffusion 1.5 (the maintained mirror of the deleted ``runwayml/stable-diffusion-v1-5``)."""
-DEFAULT_AUDIO_MODEL = "auffusion/auffusion-full-no-adapter"
-"""Auffusion, text-to-audio in SD 1.5's latent space (reproduces Images that Sound)."""
-SPEECH_MARKER = "speakimg_speech.json"
-"""Marker file at the root of an exported speech model folder."""
-
-_WEIGHTS = {
-    "unet": "diffusion_pytorch_model.safetensors",
-    "vae": "diffusion_pytorch_model.safetensors",
-    "text_encoder": "model.safetensors",
-}
-
-
-def _hub_patterns(with_vocoder: bool) -> list[str]:
-    patterns = ["model_index.json", SPEECH_MARKER, "tokenizer/*", "scheduler/*"]
-    for sub, weights in _WEIGHTS.items():
-        patterns += [f"{sub}/config.json", f"{sub}/{weights}"]
-    if with_vocoder:
-        patterns.append("vocoder/*")
-    return patterns
-
 
 @dataclass
 class ModelParts:
@@ -72,76 +59,39 @@ class ModelParts:
     vocoder_candidates: list[Path] = field(default_factory=list)
 
 
-def _load_diffusers_parts(root: Path, source: str, torch_dtype: torch.dtype | None) -> ModelParts:
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-
+def _load_diffusers_parts(name: str | Path, torch_dtype: torch.dtype | None, with_vocoder: bool) -> ModelParts:
     from speakimg.conditioning import CLIPPromptEncoder
 
-    missing = [sub for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler") if not (root / sub).is_dir()]
-    if missing:
-        raise ModelNotFoundError(
-            f"'{source}' ({root}) is not a Stable-Diffusion-layout model folder: missing "
-            f"{', '.join(m + '/' for m in missing)}. "
-            "Pass a diffusers pipeline folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or, for the "
-            f"speech model, a folder exported by speakimg (with {SPEECH_MARKER})."
-        )
-    try:
-        unet = UNet2DConditionModel.from_pretrained(
-            root, subfolder="unet", torch_dtype=torch_dtype, use_safetensors=True
-        )
-        vae = AutoencoderKL.from_pretrained(root, subfolder="vae", use_safetensors=True)
-    except OSError as error:
-        raise ModelNotFoundError(
-            f"'{source}': cannot load the UNet/VAE from {root} ({error}). speakimg loads safetensors weights only "
-            "(diffusion_pytorch_model.safetensors); convert .bin checkpoints with diffusers' save_pretrained "
-            "(safe_serialization=True)."
-        ) from error
-    encoder = CLIPPromptEncoder.from_pretrained(str(root), torch_dtype=torch_dtype)
-    scheduler_config = dict(DDIMScheduler.load_config(root, subfolder="scheduler"))
+    parts = load_diffusion_model(name, torch_dtype, extra=("vocoder",) if with_vocoder else ())
     return ModelParts(
-        unet=unet.eval().requires_grad_(False),
-        vae=vae.eval().requires_grad_(False),
-        prompt_encoder=encoder.eval().requires_grad_(False),
-        scheduler_config=scheduler_config,
-        source=source,
+        unet=parts.unet.eval().requires_grad_(False),
+        vae=parts.vae,
+        prompt_encoder=CLIPPromptEncoder(parts.tokenizer, parts.text_encoder).eval().requires_grad_(False),
+        scheduler_config=parts.scheduler_config,
+        source=str(name),
         kind="diffusers",
-        vocoder_candidates=[root],
+        vocoder_candidates=[parts.root],
     )
-
-
-def _resolve(name: str | Path, with_vocoder: bool) -> Path:
-    local = Path(name).expanduser()
-    if local.exists():
-        if not local.is_dir():
-            raise ModelNotFoundError(f"{local} is a file; pass a model folder (or a hub id)")
-        return local
-    return resolve_dir(str(name), allow_patterns=_hub_patterns(with_vocoder))
 
 
 def load_image_model(name: str | Path = DEFAULT_IMAGE_MODEL, torch_dtype: torch.dtype | None = None) -> ModelParts:
     """UNet, VAE, CLIP prompt encoder and scheduler config of an SD-1.5-layout folder or hub id."""
-    root = _resolve(name, with_vocoder=False)
-    if is_speech_model(root):
+    if is_speech_model(expand_reference(name)):
         raise ConfigError(f"'{name}' is a speakimg speech model: pass it as audio_model, not image_model")
-    return _load_diffusers_parts(root, str(name), torch_dtype)
-
-
-def is_speech_model(root: str | Path) -> bool:
-    """True if ``root`` is a local folder holding an exported speech model (its marker file)."""
-    return (Path(root).expanduser() / SPEECH_MARKER).is_file()
+    return _load_diffusers_parts(name, torch_dtype, with_vocoder=False)
 
 
 def load_audio_model(name: str | Path = DEFAULT_AUDIO_MODEL, torch_dtype: torch.dtype | None = None) -> ModelParts:
     """An Auffusion-layout model, or an exported speech model (dispatched on its marker file)."""
     local = Path(name).expanduser()
     if local.exists():
-        root = _resolve(local, with_vocoder=True)
-    else:  # a hub id: look for the speech marker first, then fetch what the model's kind needs
-        root = resolve_dir(str(name), allow_patterns=[SPEECH_MARKER, "model_index.json", "vocoder/*"])
-        if not is_speech_model(root):
-            root = _resolve(name, with_vocoder=True)
+        if not local.is_dir():
+            raise ModelNotFoundError(f"{local} is a file; pass a model folder (or a hub id)")
+        root = local
+    else:  # a hub id: look for the speech marker first (two small files), then fetch what the model's kind needs
+        root = resolve_dir(str(name), allow_patterns=[SPEECH_MARKER, "model_index.json"])
     if not is_speech_model(root):
-        return _load_diffusers_parts(root, str(name), torch_dtype)
+        return _load_diffusers_parts(local if local.exists() else name, torch_dtype, with_vocoder=True)
 
     from diffusers import DDIMScheduler
 
@@ -178,16 +128,24 @@ def load_audio_model(name: str | Path = DEFAULT_AUDIO_MODEL, torch_dtype: torch.
     )
 
 
-def default_vocoder(candidates: list[Path]) -> tuple[nn.Module, str]:
-    """The first candidate folder's ``vocoder/`` (HiFi-GAN), else Griffin-Lim (with a warning).
+def default_vocoder(candidates: list[Path | str]) -> tuple[nn.Module, str]:
+    """The first candidate model's ``vocoder/`` (HiFi-GAN), else Griffin-Lim (with a warning).
 
-    Returns the vocoder and a description for provenance records.
+    A candidate is a local model folder or a hub id (only its ``vocoder/`` files are fetched). Returns the
+    vocoder and a description for provenance records.
     """
     from speakimg.vocoder import load_vocoder
 
-    for folder in candidates:
-        if (Path(folder) / "vocoder").is_dir():
-            return load_vocoder(str(folder)), str(Path(folder) / "vocoder")
+    for candidate in candidates:
+        folder = Path(expand_reference(candidate)).expanduser()
+        if not folder.exists() and is_hub_id(candidate):
+            try:
+                folder = resolve_dir(str(candidate), allow_patterns=["vocoder/*"])
+            except ModelNotFoundError as error:
+                log.warning("cannot look for a vocoder in %s: %s", candidate, error)
+                continue
+        if (folder / "vocoder").is_dir():
+            return load_vocoder(str(folder)), str(folder / "vocoder")
     log.warning(
         "no vocoder/ folder in %s: falling back to Griffin-Lim (weight-free, lower quality). "
         "Pass vocoder=<HiFi-GAN folder or hub id> for the model's own vocoder.",

@@ -30,6 +30,8 @@ from torch import nn
 
 from speakimg.errors import CheckpointError, ConfigError, ModelNotFoundError
 from speakimg.hub import resolve_dir
+from speakimg.io import atomic_path, load_safetensors, write_json
+from speakimg.loading import DEFAULT_AUDIO_MODEL, SPEECH_MARKER, is_speech_model, load_diffusion_model
 from speakimg.speech.adapter import PhonemeAdapter
 from speakimg.speech.encoder import MODES, PhonemePromptEncoder
 from speakimg.speech.lora import (
@@ -61,8 +63,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_MODEL = "auffusion/auffusion-full-no-adapter"
-MARKER = "speakimg_speech.json"
+DEFAULT_BASE_MODEL = DEFAULT_AUDIO_MODEL
+MARKER = SPEECH_MARKER
 FORMAT = "speakimg-speech"
 FORMAT_VERSION = 1
 UNFROZEN_WEIGHTS = "unet_unfrozen.safetensors"
@@ -88,16 +90,6 @@ class SpeechConfig:
             raise ConfigError(f"mode {self.mode!r} is not one of {MODES}")
         if isinstance(self.lora, dict):
             self.lora = LoRASpec(**self.lora)
-
-
-def is_speech_model(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a local folder holding a speech model (its ``speakimg_speech.json`` marker)."""
-    return (Path(path) / MARKER).is_file()
-
-
-def _base_patterns(mode: str) -> list[str]:
-    patterns = ["model_index.json", "unet/*", "vae/*", "scheduler/*"]
-    return [*patterns, "text_encoder/*", "tokenizer/*"] if mode == "augment" else patterns
 
 
 class SpeechModel(nn.Module):
@@ -170,23 +162,13 @@ class SpeechModel(nn.Module):
     # ---------------------------------------------------------------------------- construction
     @staticmethod
     def _load_base(config: SpeechConfig, torch_dtype: torch.dtype | None):
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-
+        """The base model's UNet, frozen VAE, scheduler config (and CLIP in augment mode), through speakimg.loading."""
         from speakimg.conditioning import CLIPPromptEncoder
 
-        root = resolve_dir(config.base_model, allow_patterns=_base_patterns(config.mode))
-        for sub in ("unet", "vae", "scheduler"):
-            if not (root / sub).is_dir():
-                raise ModelNotFoundError(
-                    f"{root}: no '{sub}/' folder. The base model must be a diffusers Stable Diffusion folder "
-                    "(unet/, vae/, scheduler/, text_encoder/, tokenizer/) such as auffusion/auffusion-full-no-adapter."
-                )
-        unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=torch_dtype)
-        vae = AutoencoderKL.from_pretrained(root, subfolder="vae", torch_dtype=torch_dtype)
-        scheduler_config = dict(DDPMScheduler.load_config(root, subfolder="scheduler"))
-        text_encoder = CLIPPromptEncoder.from_pretrained(str(root), torch_dtype) if config.mode == "augment" else None
-        vae.requires_grad_(False).eval()
-        return unet, vae, scheduler_config, text_encoder
+        augment = config.mode == "augment"
+        base = load_diffusion_model(config.base_model, torch_dtype, vae_dtype=torch_dtype, text_encoder=augment)
+        text_encoder = CLIPPromptEncoder(base.tokenizer, base.text_encoder) if augment else None
+        return base.unet, base.vae, base.scheduler_config, text_encoder
 
     @staticmethod
     def _encoder(
@@ -229,8 +211,6 @@ class SpeechModel(nn.Module):
 
         ``base_model`` overrides the base model recorded in the marker (e.g. a local copy of Auffusion).
         """
-        from safetensors.torch import load_file
-
         folder = resolve_dir(name_or_path)
         marker = folder / MARKER
         if not marker.is_file():
@@ -238,7 +218,12 @@ class SpeechModel(nn.Module):
                 f"{folder}: no {MARKER}; not a speech model folder. Export one from a training checkpoint with "
                 "`python -m speakimg.export CKPT OUT_DIR`."
             )
-        meta = json.loads(marker.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(marker.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CheckpointError(
+                f"{marker}: not a JSON speech-model marker ({error}); export the model again"
+            ) from None
         if meta.get("format") != FORMAT or int(meta.get("version", 0)) > FORMAT_VERSION:
             raise CheckpointError(f"{marker}: format {meta.get('format')!r} v{meta.get('version')} is not supported")
         cond = meta["conditioning"]
@@ -254,16 +239,20 @@ class SpeechModel(nn.Module):
         )
         unet, vae, scheduler_config, text_encoder = cls._load_base(config, torch_dtype)
         plbert = PLBert.from_pretrained(folder / meta["plbert"]["path"])
-        load_lora(unet, folder)
+        try:
+            load_lora(unet, folder)
+        except Exception as error:  # a truncated or foreign LoRA file: say which file, not a raw library error
+            load_safetensors(folder / LORA_WEIGHTS, what="speech-model LoRA weights")  # names the file if unreadable
+            raise CheckpointError(f"{folder / LORA_WEIGHTS}: cannot load the LoRA weights ({error})") from error
         n_lora = sum(1 for n, _ in unet.named_parameters() if is_lora_name(n))
         if n_lora != int(meta["lora"]["num_tensors"]):
             raise CheckpointError(
                 f"{folder / LORA_WEIGHTS}: {n_lora} LoRA tensors loaded, the marker records {meta['lora']['num_tensors']}"
             )
-        unfrozen_state = load_file(folder / meta["unfrozen"]["file"])
+        unfrozen_state = load_safetensors(folder / meta["unfrozen"]["file"], what="speech-model UNet weights")
         load_unfrozen(unet, unfrozen_state, folder / meta["unfrozen"]["file"])
         encoder = cls._encoder(config, plbert, unet, text_encoder)
-        adapter_state = load_file(folder / meta["adapter"]["file"])
+        adapter_state = load_safetensors(folder / meta["adapter"]["file"], what="phoneme adapter weights")
         try:
             encoder.adapter.load_state_dict(adapter_state, strict=True)
         except RuntimeError as error:
@@ -287,9 +276,11 @@ class SpeechModel(nn.Module):
         save_lora(self.unet, folder)
         lora_tensors = sum(1 for n, _ in self.unet.named_parameters() if is_lora_name(n))
         unfrozen = unfrozen_state_dict(self.unet, self.unfrozen_names)
-        save_file(unfrozen, folder / UNFROZEN_WEIGHTS)
+        with atomic_path(folder / UNFROZEN_WEIGHTS) as tmp:
+            save_file(unfrozen, tmp)
         adapter = {k: v.detach().to("cpu").contiguous() for k, v in self.prompt_encoder.adapter.state_dict().items()}
-        save_file(adapter, folder / ADAPTER_WEIGHTS)
+        with atomic_path(folder / ADAPTER_WEIGHTS) as tmp:
+            save_file(adapter, tmp)
         self.prompt_encoder.plbert.save_pretrained(folder / PLBERT_DIR)
         from speakimg import __version__
 
@@ -323,7 +314,7 @@ class SpeechModel(nn.Module):
             "scheduler_config": {k: v for k, v in self.scheduler_config.items() if not k.startswith("_")},
             **(extra or {}),
         }
-        (folder / MARKER).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+        write_json(folder / MARKER, meta)
         log.info("speech model written to %s", folder)
         return folder
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -76,15 +75,14 @@ def _encoder_weights(net: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def read_plbert_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """ALBERT state dict of a ``step_<N>.t7`` file (safe loading: tensors and plain containers only)."""
+    """ALBERT state dict of a ``step_<N>.t7`` file (safe loading: tensors and plain containers only).
+
+    A file that holds other objects, is truncated or is no PyTorch file is one :class:`CheckpointError` naming it.
+    """
+    from speakimg.io import load_torch
+
     path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise CheckpointError(
-            f"{path}: cannot be read as a PL-BERT checkpoint with torch.load(weights_only=True) ({error}). It must "
-            "hold only tensors and plain containers; arbitrary pickled objects are not loaded for safety."
-        ) from error
+    checkpoint = load_torch(path, what="PL-BERT checkpoint")
     net = checkpoint.get("net", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(net, dict) or not all(isinstance(v, torch.Tensor) for v in net.values()):
         raise CheckpointError(f"{path}: expected {{'net': state_dict, ...}} (PL-BERT's format), got {type(checkpoint)}")
@@ -145,9 +143,9 @@ class PLBert(nn.Module):
         model = cls(config.get("model_params", config))
         weights = folder / PLBERT_WEIGHTS
         if weights.is_file():
-            from safetensors.torch import load_file
+            from speakimg.io import load_safetensors
 
-            model.load_checked(load_file(weights), weights)
+            model.load_checked(load_safetensors(weights, what="PL-BERT weights"), weights)
         else:
             step_file = latest_step_file(folder)
             log.info("PL-BERT: loading %s", step_file)
@@ -158,10 +156,12 @@ class PLBert(nn.Module):
         """Write ``config.yml`` (``model_params``) and ``plbert.safetensors``; ``from_pretrained`` reads them."""
         from safetensors.torch import save_file
 
+        from speakimg.io import atomic_path, write_text
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with (folder / PLBERT_CONFIG).open("w", encoding="utf-8") as handle:
-            yaml.safe_dump({"model_params": self.model_params}, handle, sort_keys=False)
+        write_text(folder / PLBERT_CONFIG, yaml.safe_dump({"model_params": self.model_params}, sort_keys=False))
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.albert.state_dict().items()}
-        save_file(state, folder / PLBERT_WEIGHTS)
+        with atomic_path(folder / PLBERT_WEIGHTS) as tmp:
+            save_file(state, tmp)
         return folder

@@ -10,6 +10,7 @@ cached (``$SPEAKIMG_TINY_DIR`` or ``~/.cache/speakimg/tiny``); a stale cache is 
 >>> whisper_ckpt = testing.tiny_whisper()             # whisper.load_model(whisper_ckpt)
 >>> plbert_folder = testing.tiny_plbert()              # speakimg.speech.PLBert.from_pretrained(plbert_folder)
 >>> vits_folder = testing.tiny_vits()                  # speakimg.tts.get_engine("transformers", model=vits_folder)
+>>> bin_only = testing.tiny_weights_variant("auffusion", ["bin"])  # .bin weights only, as Auffusion's repository
 
 Real trained models that install offline (Whisper tiny.en / base, a Piper voice) are served as
 ``real:<name>`` by :mod:`speakimg.testing.real`.
@@ -18,7 +19,8 @@ Real trained models that install offline (Whisper tiny.en / base, a Piper voice)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from speakimg.hub import register_resolver
@@ -28,12 +30,14 @@ from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
 from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
 from speakimg.testing.real import REAL_MODELS, resolve_real
+from speakimg.testing.variants import KINDS, VARIANT_MARKS, weights_file_name, write_weight_variants
 from speakimg.testing.vits import write_tiny_vits
 from speakimg.testing.vocoder import TINY_VOCODER_CONFIG, write_tiny_vocoder
 from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
 
 __all__ = [
     "BUILDERS",
+    "KINDS",
     "KIT_VERSION",
     "REAL_MODELS",
     "SD15_SCHEDULER_CONFIG",
@@ -41,6 +45,7 @@ __all__ = [
     "TINY_PLBERT_PARAMS",
     "TINY_PLBERT_STEPS",
     "TINY_VOCODER_CONFIG",
+    "VARIANT_MARKS",
     "build_all",
     "default_root",
     "resolve_real",
@@ -53,7 +58,10 @@ __all__ = [
     "tiny_stable_diffusion",
     "tiny_vocoder",
     "tiny_vits",
+    "tiny_weights_variant",
     "tiny_whisper",
+    "weights_file_name",
+    "write_weight_variants",
 ]
 
 Root = str | os.PathLike | None
@@ -127,6 +135,23 @@ BUILDERS: dict[str, Callable[[Root], Path]] = {
     "vits": tiny_vits,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
+
+
+def tiny_weights_variant(base: str, kinds: Sequence[str], marked: bool = False, root: Root = None) -> Path:
+    """A copy of the tiny ``base`` model (``stable-diffusion`` or ``auffusion``) whose ``unet/``, ``vae/`` and
+    ``text_encoder/`` hold the weights files ``kinds`` (``["bin"]``: ``.bin`` only; every kind of
+    :data:`KINDS`: SD 1.5's full set). ``marked``: each kind holds the weights plus its :data:`VARIANT_MARKS`."""
+    if base not in ("stable-diffusion", "auffusion"):
+        raise ValueError(f"weights variants are written for stable-diffusion or auffusion, not {base!r}")
+    source = BUILDERS[base](root)
+
+    def build(folder: Path) -> None:
+        shutil.copytree(source, folder, dirs_exist_ok=True)
+        write_weight_variants(folder, kinds, marked)
+
+    name = f"{base}-{'+'.join(kinds)}{'-marked' if marked else ''}"
+    base_stamp = (source / ".speakimg-tiny").read_text().strip()  # rebuilt when the base model is
+    return cached_build(name, build, root, spec={"kinds": list(kinds), "marked": marked, "base": base_stamp})
 
 
 TINY_PREFIX = "tiny:"

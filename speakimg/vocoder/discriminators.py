@@ -5,11 +5,14 @@ scores on each and the feature maps (every convolution's output, ``conv_post`` i
 
     real_scores, fake_scores, real_fmaps, fake_fmaps = mpd(y, y_hat)
 
-Real and generated audio go through each sub-discriminator as one batch (one call, one spectral-norm
-power iteration), which is faster than the originals' two calls and gives the same losses.
-State-dict keys follow jik876/hifi-gan: ``discriminators.{i}.convs.{j}.*``, ``discriminators.{i}.conv_post.*``
-(legacy ``weight_g``/``weight_v`` or, for the raw-audio scale, ``weight_orig``/``weight_u``/``weight_v``
-once converted with :func:`~speakimg.vocoder.norms.to_legacy_state_dict`).
+Outputs and losses equal the original's from the first training step: the raw-audio scale of the MSD uses
+the legacy spectral norm hook (jik876's, one power iteration per call) and sees the real and the generated
+audio in two calls, real first, as the original does (each call moves the power iteration on, so one
+batched call would give another sigma). The weight-normed sub-discriminators see both in one batch
+(faster, the same numbers). State-dict keys follow jik876/hifi-gan: ``discriminators.{i}.convs.{j}.*``,
+``discriminators.{i}.conv_post.*`` (legacy ``weight_g``/``weight_v`` once converted with
+:func:`~speakimg.vocoder.norms.to_legacy_state_dict`; the raw-audio scale's ``weight_orig``/``weight_u``/
+``weight_v`` as they are).
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ class DiscriminatorS(nn.Module):
 
     def __init__(self, use_spectral_norm: bool = False, width: float = 1.0) -> None:
         super().__init__()
+        self.use_spectral_norm = use_spectral_norm
+        if use_spectral_norm:  # checkpoints of older versions hold parametrized spectral-norm keys
+            self._register_load_state_dict_pre_hook(_rename_parametrized_spectral_keys)
         c = [1] + [_width(n, width, 16) for n in (128, 128, 256, 512, 1024, 1024, 1024)]
         specs = [  # kernel, stride, groups, padding of each conv
             (15, 1, 1, 7),
@@ -111,6 +117,22 @@ class DiscriminatorS(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return _run_stack(self.convs, self.conv_post, x)
+
+
+def _rename_parametrized_spectral_keys(state_dict, prefix, *args) -> None:
+    """Load hook: ``<conv>.parametrizations.weight.original`` / ``.0._u`` / ``.0._v`` -> ``weight_orig/_u/_v``."""
+    renames = (("parametrizations.weight.original", "weight_orig"), ("parametrizations.weight.0._u", "weight_u"))
+    for key in [k for k in state_dict if k.startswith(prefix) and ".parametrizations.weight." in k]:
+        for old, new in (*renames, ("parametrizations.weight.0._v", "weight_v")):
+            if key.endswith(old):
+                state_dict[key[: -len(old)] + new] = state_dict.pop(key)
+
+
+def _joined(
+    first: tuple[torch.Tensor, list[torch.Tensor]], second: tuple[torch.Tensor, list[torch.Tensor]]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Two separate calls' outputs as one batched call's (scores and every feature map concatenated)."""
+    return torch.cat([first[0], second[0]]), [torch.cat(pair) for pair in zip(first[1], second[1], strict=True)]
 
 
 def _split(outputs: Sequence[tuple[torch.Tensor, list[torch.Tensor]]], batch: int) -> DiscriminatorOutput:
@@ -151,6 +173,9 @@ class MultiPeriodDiscriminator(nn.Module):
 class MultiScaleDiscriminator(nn.Module):
     """Three :class:`DiscriminatorS`: raw audio (spectral norm), then 2x and 4x average-pooled (weight norm).
 
+    The spectral-norm scale is called on the real audio, then on the generated audio (as the original), so
+    its power iteration, outputs and losses are the original's from the first step.
+
     ``width`` scales every channel count (1.0 = HiFi-GAN, 29.6 M parameters; channels stay multiples of 16).
     """
 
@@ -165,8 +190,9 @@ class MultiScaleDiscriminator(nn.Module):
         _check_pair(y, y_hat)
         x = torch.cat([y, y_hat], dim=0)
         outputs = []
+        batch = y.shape[0]
         for i, d in enumerate(self.discriminators):
             if i:
                 x = self.meanpools[i - 1](x)
-            outputs.append(d(x))
-        return _split(outputs, y.shape[0])
+            outputs.append(_joined(d(x[:batch]), d(x[batch:])) if d.use_spectral_norm else d(x))
+        return _split(outputs, batch)

@@ -18,24 +18,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from speakimg.errors import ConfigError, ModelNotFoundError
+from speakimg.errors import ModelNotFoundError
+from speakimg.vocoder.checkpoints import read_training_checkpoint, write_discriminator_file
 from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from speakimg.vocoder.generator import Generator, GeneratorConfig
-from speakimg.vocoder.norms import to_legacy_state_dict
+from speakimg.vocoder.norms import from_legacy_state_dict, to_legacy_state_dict
 
 __all__ = ["export_checkpoint", "main"]
 
 log = logging.getLogger("speakimg.vocoder.export")
-
-
-def _sub_state(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def export_checkpoint(
@@ -48,37 +41,24 @@ def export_checkpoint(
     path = Path(checkpoint)
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: no such checkpoint file")
-    ckpt: Any = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt or "vocoder_config" not in ckpt:
-        raise ConfigError(f"{path}: not a HiFiGANModule training checkpoint (no 'state_dict' with 'vocoder_config')")
-    state = ckpt["state_dict"]
-    generator = Generator(GeneratorConfig.from_dict(ckpt["vocoder_config"]))
-    generator.load_legacy_state_dict(_sub_state(state, "generator."), source=str(path))
+    ckpt = read_training_checkpoint(path)
+    generator = Generator(GeneratorConfig.from_dict(ckpt.vocoder_config))
+    generator.load_legacy_state_dict(ckpt.generator, source=str(path))
     out = Path(out_dir)
     generator.save_pretrained(out)
     written = {"config": out / "config.json", "generator": out / "vocoder.pt"}
     if discriminators:
-        hparams = ckpt.get("hyper_parameters", {})
+        hparams = ckpt.hyper_parameters
         width = hparams.get("discriminator_width", 1.0)
         mpd = MultiPeriodDiscriminator(hparams.get("mpd_periods", (2, 3, 5, 7, 11)), width=width)
         msd = MultiScaleDiscriminator(hparams.get("msd_scales", 3), width=width)
-        mpd.load_state_dict(_sub_state(state, "mpd."), strict=True)
-        msd.load_state_dict(_sub_state(state, "msd."), strict=True)
-        optimizers = ckpt.get("optimizer_states") or [None, None]
-        steps = int(ckpt.get("global_step", 0)) // 2  # one D and one G optimizer step per batch
-        payload = {
-            "mpd": to_legacy_state_dict(mpd),
-            "msd": to_legacy_state_dict(msd),
-            "optim_g": optimizers[0],
-            "optim_d": optimizers[1],
-            "steps": steps,
-            "epoch": int(ckpt.get("epoch", 0)),
-        }
-        do_path = out / f"do_{steps:08d}"
-        tmp = do_path.with_name(do_path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, do_path)
-        written["discriminators"] = do_path
+        mpd.load_state_dict(from_legacy_state_dict(mpd, ckpt.mpd), strict=True)
+        msd.load_state_dict(from_legacy_state_dict(msd, ckpt.msd), strict=True)
+        optimizers = ckpt.optimizer_states or [None, None]
+        steps = ckpt.global_step // 2  # one D and one G optimizer step per batch
+        written["discriminators"] = write_discriminator_file(
+            out, to_legacy_state_dict(mpd), to_legacy_state_dict(msd), optimizers[0], optimizers[1], steps, ckpt.epoch
+        )
     return written
 
 

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speakimg.errors import ConfigError, ModelNotFoundError
+from speakimg.errors import ConfigError
+from speakimg.vocoder.checkpoints import CONFIG_NAME, WEIGHTS_NAME, read_generator, write_generator_files
 from speakimg.vocoder.norms import (
     apply_weight_norm,
     from_legacy_state_dict,
@@ -38,8 +39,6 @@ from speakimg.vocoder.norms import (
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "LRELU_SLOPE", "GeneratorConfig", "Generator", "ResBlock1", "ResBlock2"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "vocoder.pt"
 LRELU_SLOPE = 0.1
 """Slope of every leaky ReLU inside the network; the one before ``conv_post`` uses PyTorch's 0.01."""
 
@@ -240,8 +239,12 @@ class Generator(nn.Module):
 
     # ----------------------------------------------------------------------------------- state dicts
     def legacy_state_dict(self) -> dict[str, torch.Tensor]:
-        """The state dict with the original checkpoints' keys (``weight_g``/``weight_v`` under weight norm)."""
-        return to_legacy_state_dict(self)
+        """The state dict in the original checkpoints' layout: ``weight_g``/``weight_v`` for every convolution.
+
+        A weight-norm-free (inference) generator gets its weight norm re-applied exactly (``g = ||w||``,
+        ``v = w``): the original code, which builds the generator with weight norm and loads strictly, reads it.
+        """
+        return to_legacy_state_dict(self, weight_norm_convs=True)
 
     def load_legacy_state_dict(self, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
         """Load a generator state dict in the original (legacy), parametrized or weight-norm-free layout.
@@ -274,17 +277,11 @@ class Generator(nn.Module):
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``vocoder.pt`` (``{"generator": legacy state dict}``), Auffusion's layout.
 
-        A weight-norm-free generator is saved with plain ``weight`` keys (the originals load those only
-        after their own ``remove_weight_norm``); keep weight norm when the files go back to training code.
+        Always the layout Auffusion's and jik876's loaders read strictly (weight norm keys), with or without
+        weight norm in memory (:meth:`legacy_state_dict`). Both files are written atomically.
         """
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        state = {k: v.detach().cpu().float() for k, v in self.legacy_state_dict().items()}
-        tmp = folder / (WEIGHTS_NAME + ".tmp")
-        torch.save({"generator": state}, tmp)
-        os.replace(tmp, folder / WEIGHTS_NAME)
-        return folder
+        write_generator_files(save_directory, self.config.to_dict(), self.legacy_state_dict())
+        return Path(save_directory)
 
     @classmethod
     def from_pretrained(
@@ -296,35 +293,21 @@ class Generator(nn.Module):
     ) -> Generator:
         """Load a generator from a model folder, a vocoder folder, a hub id or a training checkpoint.
 
-        Accepted: ``<model>/vocoder/{config.json, vocoder.pt}`` (Auffusion's hub layout, ``subfolder``),
-        a folder holding ``config.json`` + ``vocoder.pt`` directly (what :meth:`save_pretrained` writes),
-        the ``vocoder.pt`` file itself (its ``config.json`` beside it), a hub id, or a Lightning
-        checkpoint (``.ckpt``) of :class:`~speakimg.modules.hifigan.HiFiGANModule`.
+        Accepted (:mod:`speakimg.vocoder.checkpoints`): ``<model>/vocoder/{config.json, vocoder.pt}``
+        (Auffusion's hub layout, ``subfolder``), a folder holding ``config.json`` + ``vocoder.pt`` directly
+        (what :meth:`save_pretrained` writes), the ``vocoder.pt`` file itself (its ``config.json`` beside it),
+        a hub id, or a Lightning checkpoint (``.ckpt``) of :class:`~speakimg.modules.hifigan.HiFiGANModule`.
 
         Returns an eval-mode generator; with ``remove_weight_norm`` (default) the weight norm is folded
         in for inference. Pass ``remove_weight_norm=False`` to fine-tune it.
         """
-        name = str(pretrained_model_name_or_path)
-        local = Path(name).expanduser()
-        if local.is_file() and local.suffix == ".ckpt":
-            config, state, source = _read_training_checkpoint(local, map_location)
-        else:
-            config_path, weights_path = _resolve_vocoder_files(name, subfolder)
-            try:
-                config = GeneratorConfig.from_dict(json.loads(config_path.read_text()))
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"{config_path}: not a JSON vocoder config ({error})") from error
-            except ConfigError as error:
-                raise ConfigError(f"{config_path}: {error}") from error
-            checkpoint = _torch_load(weights_path, map_location)
-            if not isinstance(checkpoint, Mapping) or "generator" not in checkpoint:
-                keys = list(checkpoint)[:5] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-                raise ConfigError(
-                    f"{weights_path}: expected a dict with a 'generator' state dict (Auffusion/jik876 format), got {keys}"
-                )
-            state, source = checkpoint["generator"], str(weights_path)
+        files = read_generator(pretrained_model_name_or_path, subfolder, map_location)
+        try:
+            config = GeneratorConfig.from_dict(files.config)
+        except ConfigError as error:
+            raise ConfigError(f"{files.config_source}: {error}") from error
         generator = cls(config)
-        generator.load_legacy_state_dict(state, source=source)
+        generator.load_legacy_state_dict(files.state, source=files.source)
         generator.eval()
         if remove_weight_norm:
             generator.remove_weight_norm()
@@ -336,54 +319,3 @@ class Generator(nn.Module):
             f"num_mels={c.num_mels}, hop={c.hop_length}, upsample_initial_channel={c.upsample_initial_channel}, "
             f"resblock={c.resblock!r}, weight_norm={self.has_weight_norm}"
         )
-
-
-def _torch_load(path: Path, map_location: str | torch.device) -> Any:
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
-        raise ConfigError(
-            f"{path}: cannot read it as a PyTorch checkpoint ({type(error).__name__}: {error})"
-        ) from error
-
-
-def _resolve_vocoder_files(name: str, subfolder: str | None) -> tuple[Path, Path]:
-    """``(config.json, vocoder.pt)`` of a model folder (``subfolder``), a vocoder folder, a file or a hub id."""
-    from speakimg.hub import expand_reference, resolve_dir
-
-    name = expand_reference(name)  # e.g. tiny:vocoder (a vocoder folder) or tiny:auffusion (a model folder)
-    local = Path(name).expanduser()
-    if local.is_file():
-        config = local.parent / CONFIG_NAME
-        if not config.is_file():
-            raise ModelNotFoundError(f"{config}: no config.json beside the vocoder weights {local}")
-        return config, local
-    if local.is_dir():
-        candidates = [local / subfolder, local] if subfolder else [local]
-        for folder in candidates:
-            if (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file():
-                return folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        looked = " or ".join(str(f) for f in candidates)
-        raise ModelNotFoundError(
-            f"no HiFi-GAN vocoder in {local}: expected {CONFIG_NAME} and {WEIGHTS_NAME} in {looked}. "
-            "Pass an Auffusion model folder (with vocoder/), a vocoder folder written by "
-            "Generator.save_pretrained / `python -m speakimg.vocoder.export`, or a training .ckpt."
-        )
-    folder = resolve_dir(name, subfolder)
-    for filename in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (folder / filename).is_file():
-            raise ModelNotFoundError(f"hub model '{name}' has no {subfolder or '.'}/{filename}")
-    return folder / CONFIG_NAME, folder / WEIGHTS_NAME
-
-
-def _read_training_checkpoint(path: Path, map_location: str | torch.device) -> tuple[GeneratorConfig, dict, str]:
-    """Generator config and state dict from a HiFiGANModule Lightning checkpoint."""
-    checkpoint = _torch_load(path, map_location)
-    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint or "vocoder_config" not in checkpoint:
-        raise ConfigError(
-            f"{path}: not a HiFiGANModule training checkpoint (no 'state_dict' with 'vocoder_config'); "
-            "for Auffusion's files pass the folder holding config.json and vocoder.pt"
-        )
-    prefix = "generator."
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    return GeneratorConfig.from_dict(checkpoint["vocoder_config"]), state, str(path)

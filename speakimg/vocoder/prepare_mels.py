@@ -16,7 +16,6 @@ convention is the project's (``mel_to_image``: [0, 1], low frequencies at the bo
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -27,28 +26,14 @@ import torch.nn.functional as F
 
 from speakimg.audio import LOG_MEL_MIN, from_vae_range, image_to_mel, mel_to_image, to_vae_range
 from speakimg.data.manifest import load_mel, read_manifest
-from speakimg.errors import DataError, ModelNotFoundError
+from speakimg.errors import DataError
+from speakimg.io import save_npy, write_json
+from speakimg.loading import load_vae
+from speakimg.runtime import select_device, select_dtype
 
-__all__ = ["load_vae", "vae_round_trip", "prepare_mels", "main"]
+__all__ = ["vae_round_trip", "prepare_mels", "main"]
 
 log = logging.getLogger("speakimg.vocoder.prepare_mels")
-
-
-def load_vae(model: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-    """``AutoencoderKL`` of a pipeline folder / hub id (``vae/``) or of a VAE folder, in eval mode."""
-    from diffusers import AutoencoderKL
-
-    from speakimg.hub import resolve_dir
-
-    local = Path(model).expanduser()
-    if local.is_dir() and not (local / "vae").is_dir():
-        if not (local / "config.json").is_file():
-            raise ModelNotFoundError(f"{local}: neither a pipeline folder with vae/ nor a VAE folder (no config.json)")
-        folder = local
-    else:
-        folder = resolve_dir(model, "vae")
-    vae = AutoencoderKL.from_pretrained(folder, torch_dtype=dtype)
-    return vae.to(device).eval()
 
 
 @torch.no_grad()
@@ -82,8 +67,8 @@ def prepare_mels(
     from tqdm.auto import tqdm
 
     data_dir = Path(data_dir)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    device = select_device(device)
+    torch_dtype = select_dtype(dtype)
     records = [r for r in read_manifest(data_dir) if r.mel]
     if not records:
         raise DataError(f"{data_dir}: the manifest has no ok records with a mel")
@@ -91,7 +76,7 @@ def prepare_mels(
     folder.mkdir(parents=True, exist_ok=True)
     todo = [r for r in records if overwrite or not (folder / f"{r.id}.npy").is_file()]
     log.info("%d of %d clips to round-trip through %s -> %s", len(todo), len(records), vae, folder)
-    model = load_vae(vae, device, torch_dtype)
+    model = load_vae(vae, frozen=True, device=device, dtype=torch_dtype)
     generator = torch.Generator(device=device).manual_seed(seed) if sample else None
     for start in tqdm(range(0, len(todo), batch_size), desc="VAE round trip", unit="batch"):
         chunk = todo[start : start + batch_size]
@@ -102,12 +87,9 @@ def prepare_mels(
         else:
             outs = list(vae_round_trip(model, torch.stack(mels), sample, generator))
         for record, mel in zip(chunk, outs, strict=True):
-            target = folder / f"{record.id}.npy"
-            tmp = target.with_name(target.name + ".tmp.npy")
-            np.save(tmp, mel.numpy().astype(np.float16))
-            os.replace(tmp, target)
+            save_npy(folder / f"{record.id}.npy", mel.numpy().astype(np.float16))
     info = {"vae": str(vae), "latent": "sample" if sample else "mean", "dtype": dtype, "count": len(records)}
-    (folder / "prepare_config.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json(folder / "prepare_config.json", info)
     return folder
 
 
