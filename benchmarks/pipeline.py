@@ -125,7 +125,7 @@ def compare(pipe, batch: int, steps: int, repeats: int, device: torch.device) ->
 def full_sample(pipe, batch: int, steps: int, device: torch.device) -> tuple[float, float]:
     """Seconds for one full call (sampling, both VAE decodes, vocoder) of ``batch`` samples, and the
     mean vocoder cycle error of its samples."""
-    from speakimg.pipeline import vocoder_cycle_error
+    from speakimg.metrics import vocoder_cycle_error
 
     kwargs = dict(num_inference_steps=steps, generator=torch.Generator().manual_seed(1), output_type="pt")
     sync(device)

@@ -61,6 +61,7 @@ class CLIPPromptEncoder(PromptEncoder):
     def forward(self, prompts: list[str]) -> torch.Tensor:
         if isinstance(prompts, str):
             prompts = [prompts]
+        self.warn_truncated(prompts)
         ids = self.tokenizer(
             list(prompts),
             padding="max_length",
@@ -69,3 +70,21 @@ class CLIPPromptEncoder(PromptEncoder):
             return_tensors="pt",
         ).input_ids.to(self.text_encoder.device)
         return self.text_encoder(ids)[0]
+
+    def warn_truncated(self, prompts: list[str]) -> None:
+        """A :class:`~speakimg.errors.SpeakimgWarning` for each prompt longer than the tokenizer's
+        ``model_max_length`` (77 for CLIP), naming the words the model never sees."""
+        import warnings
+
+        from speakimg.errors import SpeakimgWarning, quote
+
+        limit = self.tokenizer.model_max_length
+        for prompt, ids in zip(prompts, self.tokenizer(list(prompts), verbose=False).input_ids, strict=True):
+            if len(ids) > limit:
+                dropped = self.tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True)
+                warnings.warn(
+                    f"the prompt {quote(prompt, 60)} is {len(ids)} tokens long, more than the {limit} CLIP reads: "
+                    f"the end is cut off and plays no part: {quote(dropped, 200)}",
+                    SpeakimgWarning,
+                    stacklevel=2,
+                )

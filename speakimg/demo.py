@@ -131,7 +131,7 @@ def run(
         if callback["class_path"] == "callbacks.CombinedSamplingCallback":
             callback["init_args"].update(
                 image_prompts=[image_prompt], sentences=[sentence], every_n_steps=speech_steps // 2,
-                num_inference_steps=10,
+                sampler={"steps": 10},
             )  # fmt: skip
     speech_config = out / "speech.yaml"
     speech_config.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -175,19 +175,17 @@ def run(
     done("vocoder")
 
     stage("sample")
-    from speakimg.sample import SampleSettings, generate
-
-    settings = SampleSettings(
-        image_prompt=image_prompt, audio_prompt=sentence, seed=seed, steps=sample_steps,
-        image_model="tiny:stable-diffusion", audio_model=str(speech_model), vocoder=str(out / "vocoder_model"),
-    )  # fmt: skip
-    (folder,) = generate([settings], out / "samples", device="cpu", dtype="float32", batch_size=1)
-    for name in ("img.png", "spec.png", "spec_color.png", "audio.wav", "video.mp4", "sample.json"):
-        shutil.copy2(folder / name, out / name)
-        summary.files[name] = out / name
     import json
 
-    record = json.loads((folder / "sample.json").read_text())
+    from speakimg.sampling import SAMPLE_JSON, PipelineModels, SamplerSettings, SampleSettings, generate
+
+    models = PipelineModels("tiny:stable-diffusion", str(speech_model), str(out / "vocoder_model"))
+    settings = SampleSettings(image_prompt, sentence, seed, sampler=SamplerSettings(steps=sample_steps), models=models)
+    (folder,) = generate([settings], out / "samples", device="cpu", dtype="float32", batch_size=1, overwrite=True)
+    record = json.loads((folder / SAMPLE_JSON).read_text())
+    for name in [*record["files"].values(), SAMPLE_JSON]:  # the top level holds what its sample.json lists
+        shutil.copy2(folder / name, out / name)
+        summary.files[name] = out / name
     summary.figures["vocoder cycle error"] = f"{record['vocoder_cycle_error']:.3f} nats"
     done("sample")
     stages.close()

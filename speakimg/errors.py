@@ -41,3 +41,22 @@ class TrainingError(SpeakimgError, RuntimeError):
 
 class CheckpointError(SpeakimgError, ValueError):
     """A weights file or training checkpoint that cannot be used: unsafe, incomplete or mismatched."""
+
+
+class SpeakimgWarning(UserWarning):
+    """An input that is accepted but altered or unusual (a prompt cut to the encoder's length, an
+    out-of-range guidance scale): the run goes on, the user is told what happened."""
+
+
+def printable(text: object) -> str:
+    """``text`` with every control or non-printable character escaped (``\\n``, ``\\x1b``...): one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def quote(text: object, limit: int = 80) -> str:
+    """``text`` for a message: quoted, control characters escaped, cut to ``limit`` characters with a note
+    of how many were left out (a 5000-character sentence stays one readable line)."""
+    text = str(text)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text) - limit} more characters)"

@@ -9,21 +9,18 @@ Samples every image prompt x audio prompt x seed (and, with ``references: true``
 alone and the image model alone), scores each sample (CLIP; Whisper WER for ``protocol: speech``,
 CLAP for ``protocol: sound``), appends one row per sample to ``OUT/samples.csv`` as it goes, and
 writes ``OUT/summary.json`` + ``OUT/summary.md``, media under ``OUT/media/`` and a W&B run (offline)
-under ``OUT/wandb/``. Rerunning the same command resumes: rows already in the CSV are skipped. See
-docs/evaluation.md.
+under ``OUT/wandb/``. Rerunning the same command resumes: rows already in the CSV are skipped. The
+sampler keys are the fields of ``speakimg.sampling.SamplerSettings``. See docs/evaluation.md.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from speakimg.errors import SpeakimgError
+from speakimg import cli
 from speakimg.evaluation import EvalResult, evaluate, parse_config
 
 __all__ = ["main", "run"]
-
-log = logging.getLogger("speakimg.evaluate")
 
 
 def run(argv: list[str] | None = None) -> EvalResult:
@@ -33,14 +30,9 @@ def run(argv: list[str] | None = None) -> EvalResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: 0 on success, 2 with one ``error:`` line for a bad config or input."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        run(argv)
-    except SpeakimgError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    """Console entry point: 0 on success, 2 with one ``error:`` line for a bad config or input
+    (``--debug``: with its traceback)."""
+    return cli.main(run, argv)
 
 
 if __name__ == "__main__":

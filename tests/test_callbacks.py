@@ -24,6 +24,7 @@ from PIL import Image
 from callbacks import CombinedSamplingCallback, VocoderMediaCallback
 from speakimg.errors import ConfigError
 from speakimg.metrics import word_error_rate
+from speakimg.sampling import SamplerSettings
 
 REPO = Path(__file__).resolve().parents[1]
 PAIRS = [
@@ -39,7 +40,7 @@ def _config(tmp_path: Path, data_dir: Path, **callback) -> Path:
     sampling = [c for c in config["trainer"]["callbacks"] if c["class_path"] == "callbacks.CombinedSamplingCallback"]
     assert len(sampling) == 1, "the quickstart ships the sampling callback"
     sampling[0]["init_args"].update(
-        image_prompts=[p for p, _ in PAIRS], sentences=[s for _, s in PAIRS], num_inference_steps=3, **callback
+        image_prompts=[p for p, _ in PAIRS], sentences=[s for _, s in PAIRS], sampler={"steps": 3}, **callback
     )
     path = tmp_path / "quickstart.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -178,11 +179,30 @@ def test_vocoder_media_callback_with_a_csv_logger(tmp_path, speech):
         ({"image_prompts": ["a"], "sentences": ["x"], "seeds": []}, "at least one seed"),
         ({"image_prompts": ["a"], "sentences": ["x"], "distributed": "all"}, "rank_zero"),
         ({"image_prompts": ["a"], "sentences": ["x"], "every_n_steps": -1}, "every_n_steps"),
+        ({"image_prompts": ["a"], "sentences": ["x"], "sampler": SamplerSettings(t_image=2.0)}, "t_image=2.0"),
+        ({"image_prompts": ["a"], "sentences": ["x"], "sampler": SamplerSettings(method="euler")}, "method must be"),
     ],
 )
 def test_bad_sampling_settings_are_one_clear_error(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         CombinedSamplingCallback(**kwargs)
+
+
+def test_the_callback_takes_sampler_settings_from_its_yaml():
+    """The YAML's ``sampler:`` mapping becomes a SamplerSettings (unset keys: the defaults, resolved)."""
+    from jsonargparse import ArgumentParser
+
+    from callbacks.sampling import CALLBACK_STEPS
+
+    assert (
+        CombinedSamplingCallback(image_prompts=["a"], sentences=["x"]).sampler
+        == SamplerSettings(steps=CALLBACK_STEPS).resolved()
+    )
+    parser = ArgumentParser()
+    parser.add_class_arguments(CombinedSamplingCallback, "callback")
+    config = parser.parse_object({"callback": {"image_prompts": ["a"], "sentences": ["x"], "sampler": {"steps": 3}}})
+    callback = parser.instantiate(config).callback
+    assert callback.sampler == SamplerSettings(steps=3).resolved() and callback.sampler.image_guidance_scale == 10.0
 
 
 def test_a_single_prompt_pairs_with_every_sentence_and_items_are_ordered():

@@ -9,7 +9,7 @@ import soundfile as sf
 from conftest import requires_festival
 from PIL import Image
 
-from speakimg.pipeline import probe_duration
+from speakimg.media import probe_duration
 
 
 @requires_festival

@@ -169,7 +169,7 @@ def test_media_have_the_right_sizes_and_give_the_csv_scores(speech_eval, tiny_cl
 def test_the_written_audio_and_cycle_error_are_those_of_the_latents(speech_eval, tiny_sd, tiny_auffusion):
     """Decode every kept z_0 again (VAE, HiFi-GAN): the WAV files hold that audio (to 16-bit rounding) and
     the CSV's vocoder cycle error is that audio's (up to the rounding of another batch size)."""
-    from speakimg.pipeline import vocoder_cycle_error
+    from speakimg.metrics import vocoder_cycle_error
 
     result, _ = speech_eval
     rows = list({r["folder"]: r for r in read_csv(result.csv) if r["folder"]}.values())
@@ -351,7 +351,7 @@ def test_wer_columns_and_corpus_wer_equal_torchmetrics(tiny_clip, monkeypatch):
     from speakimg.evaluation.scoring import Scorers
     from speakimg.metrics import WhisperWER, normalize_transcript, word_error_rate
     from speakimg.pipeline import ImagesThatSpeakOutput
-    from speakimg.sample import SampleSettings
+    from speakimg.sampling import SampleSettings
 
     refs = ["The quiet fisherman mended his nets beside the harbor.", "Seven kites."]  # 9 and 2 words
     hyps = ["the quiet fisherman mended nets beside a harbour", "", "seven bright kites"]

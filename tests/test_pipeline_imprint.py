@@ -56,7 +56,7 @@ def test_sample_imprint_matches_each_model_run_alone_with_diffusers(tiny_pipelin
     spec = alone(tiny_auffusion, "bells", z_spec, 3).mean(dim=1)
 
     out = tiny_pipeline.imprint(
-        "a castle", "bells", image_steps=2, audio_steps=3, generator=torch.Generator().manual_seed(4),
+        "a castle", "bells", imprint_image_steps=2, steps=3, generator=torch.Generator().manual_seed(4),
         output_type="pt", crop_padding=False,
     )  # fmt: skip
     assert out.latents is None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from PIL import Image
 
-from speakimg.errors import ConfigError
-from speakimg.sample import SampleDirs, SampleSettings, read_prompts, run, slugify
+from speakimg.errors import ConfigError, SpeakimgWarning
+from speakimg.sample import run
+from speakimg.sampling import SampleDirs, SampleSettings, read_prompts, slugify
 
 FAST = ["--steps", "2", "--vocoder", "griffin-lim", "--griffin-lim-iters", "2", "--device", "cpu"]
 
@@ -30,7 +33,7 @@ def sampled(tmp_path_factory, tiny_sd, tiny_auffusion):
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 def test_every_file_has_the_right_size_and_duration(sampled):
-    from speakimg.pipeline import probe_duration
+    from speakimg.media import probe_duration
 
     out, folders = sampled
     assert folders == [out / "a-castle-grayscale__bells-ringing" / "3", out / "a-castle-grayscale__bells-ringing" / "4"]
@@ -55,7 +58,7 @@ def test_every_file_has_the_right_size_and_duration(sampled):
 
 
 def test_the_sample_json_records_everything(sampled, tiny_sd, tiny_auffusion):
-    from speakimg.pipeline import vocoder_cycle_error
+    from speakimg.metrics import vocoder_cycle_error
 
     _, folders = sampled
     record = json.loads((folders[0] / "sample.json").read_text())
@@ -134,3 +137,141 @@ def test_slugs_are_short_safe_and_distinct(tmp_path):
     a = dirs(SampleSettings("A cat", "b"))
     b = dirs(SampleSettings("a cat!", "b"))  # same slug, another prompt: another folder
     assert a != b and a.parent.name.startswith("a-cat") and dirs(SampleSettings("A cat", "b")) == a
+
+
+# ------------------------------------------------------------------------ settings, folders, errors
+
+
+def _never_load(monkeypatch):
+    """Make loading a pipeline fail loudly: the checks under test must come before it."""
+    import speakimg.sampling.generation as generation
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(generation, "load_pipeline", refuse)
+
+
+def test_cli_options_are_generated_from_the_settings_dataclass():
+    from dataclasses import dataclass, fields
+
+    from speakimg.sample import build_parser, samples_from_args
+    from speakimg.sampling import SamplerSettings
+
+    options = {action.dest for action in build_parser()._actions}
+    assert {f.name for f in fields(SamplerSettings)} <= options
+
+    @dataclass
+    class Extended(SamplerSettings):
+        new_knob: float = 1.5
+
+    from speakimg.cli import normalize_options
+
+    parser = build_parser(Extended)
+    argv = normalize_options(["--image-prompt", "a", "--audio-prompt", "b", "--out", "x", "--new-knob", "2.5",
+                              "--t-image", "0.7", "--no-crop"])  # fmt: skip
+    (sample,) = samples_from_args(parser.parse_args(argv), Extended)
+    assert isinstance(sample.sampler, Extended) and sample.sampler.new_knob == 2.5
+    assert (sample.sampler.t_image, sample.sampler.crop_padding) == (0.7, False)
+    assert "new_knob" not in {action.dest for action in build_parser()._actions}
+
+
+def test_a_bad_setting_fails_in_one_line_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    from speakimg.sample import main
+
+    _never_load(monkeypatch)
+    argv = ["--image-prompt", "a", "--audio-prompt", "b", "--out", str(tmp_path / "out"), "--steps", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: steps must be an int >= 1, got 0"]
+    assert main([*argv, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "raise ConfigError" in err
+    assert err.strip().splitlines()[-1] == "error: steps must be an int >= 1, got 0"
+    # a model that cannot be found offline, and a misspelt option: one line each, nothing written
+    assert main([*argv[:-2], "--audio-model", str(tmp_path / "no" / "model"), "--no-video"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: audio_model: ") and "no such model folder" in line
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv[:-2], "--stepz", "3"])
+    assert exit_.value.code == 2 and "stepz" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_error_lines_escape_control_characters_and_shorten_long_texts(capsys):
+    from speakimg.cli import MAX_MESSAGE, main
+    from speakimg.errors import ConfigError, quote
+
+    sentence = "\x1b[31mred\x1b[0m " + "word " * 1000
+    shown = quote(sentence)
+    assert "\x1b" not in shown and "\\x1b" in shown and shown.endswith(f"... ({len(sentence) - 80} more characters)")
+    assert quote("short") == "'short'"
+
+    def fails(argv):
+        raise ConfigError(f"bad sentence {sentence}\nsecond line")
+
+    assert main(fails, []) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()  # the newline is escaped: one line
+    assert line.startswith("error: bad sentence \\x1b[31mred") and "\x1b" not in line
+    assert len(line) < MAX_MESSAGE + 100 and line.endswith("more characters; --debug prints all)")
+    assert main(fails, ["--debug"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: bad sentence") and last.endswith("\\nsecond line")  # in full
+
+
+def test_an_existing_sample_folder_is_never_written_into_unless_overwrite(tmp_path, tiny_sd, tiny_auffusion,
+                                                                          monkeypatch):  # fmt: skip
+    out = tmp_path / "out"
+    argv = ["--image-prompt", "a lighthouse", "--audio-prompt", "waves", "--out", str(out), *FAST, "--steps", "1",
+            *models(tiny_sd, tiny_auffusion)]  # fmt: skip
+    video = [] if shutil.which("ffmpeg") else ["--no-video"]
+    (folder,) = run([*argv, *video])
+    first = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert ("video.mp4" in first) == (not video)
+    with pytest.raises(ConfigError, match="1 sample folder.s. exist already .* nothing was written. Pass --overwrite"):
+        run([*argv, "--no-video", "--seed", "0"])
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == first  # untouched
+    # --overwrite with --no-video replaces the whole folder: no old video beside the new sample.json
+    (again,) = run([*argv, "--no-video", "--overwrite", "--t-image", "1.0"])
+    assert again == folder and not (folder / "video.mp4").exists()
+    record = json.loads((folder / "sample.json").read_text())
+    assert record["settings"]["t_image"] == 1.0 and "video" not in record["files"]
+    assert not list(out.rglob(".*"))  # no temporary folder left behind
+    # a folder whose slug is the same but whose prompts differ is never replaced, even with --overwrite
+    _never_load(monkeypatch)
+    with pytest.raises(ConfigError, match="holds the sample of other prompts"):
+        run([*argv[:1], "A lighthouse!", *argv[2:], "--no-video", "--overwrite"])
+    with pytest.raises(ConfigError, match="asked for twice"):
+        (tmp_path / "dupes.txt").write_text("a cat\na cat\n")
+        run(["--grid", str(tmp_path / "dupes.txt"), str(tmp_path / "dupes.txt"), "--out", str(tmp_path / "o2"),
+             "--no-video"])  # fmt: skip
+
+
+def test_the_sample_json_holds_the_values_used_and_lists_exactly_its_files(sampled, tiny_sd):
+    _, folders = sampled
+    for folder in folders:
+        record = json.loads((folder / "sample.json").read_text())
+        settings = record["settings"]
+        assert settings["image_guidance_scale"] == settings["audio_guidance_scale"] == 10.0  # the default used
+        assert None not in (settings["image_guidance_scale"], settings["image_model"], settings["audio_model"])
+        listed = record["files"]
+        assert sorted(listed.values()) == sorted(p.name for p in folder.iterdir() if p.name != "sample.json")
+        assert all((folder / name).is_file() for name in listed.values())
+        assert record["regenerate"].split("--from-json ")[1].startswith(str(folder / "sample.json"))
+
+
+def test_a_prompt_longer_than_clip_reads_is_warned_about_with_the_part_cut_off(tiny_sd):
+    from speakimg.conditioning import CLIPPromptEncoder
+
+    encoder = CLIPPromptEncoder.from_pretrained(str(tiny_sd))
+    fits = " ".join(["a"] * 75)  # "a" is one token in the tiny vocabulary: 75 + start + end = 77
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder([fits, ""])
+    with pytest.warns(SpeakimgWarning, match=r"78 tokens long, more than the 77 CLIP reads.*: 'b'$"):
+        encoder([fits + " b"])
+    with pytest.warns(SpeakimgWarning, match=r"the end is cut off and plays no part: 'b c d'"):
+        long = encoder([fits + " b c d"])
+    with pytest.warns(SpeakimgWarning, match="'x y z'"):
+        other = encoder([fits + " x y z"])
+    assert torch.equal(long, other)  # what is cut off indeed plays no part

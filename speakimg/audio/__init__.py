@@ -1,50 +1,70 @@
 """The audio front end: one log-mel analysis, its image map, Griffin-Lim and audio I/O.
 
 Everything in speakimg that touches a spectrogram goes through this package (METHOD.md 1-2).
+Names are imported on first use, so ``from speakimg.audio import CANVAS`` (the geometry) does not
+import torch or librosa: command lines that only read settings start fast.
 """
 
-from speakimg.audio.canvas import CANVAS, CanvasSpec
-from speakimg.audio.griffin_lim import griffin_lim, mel_to_linear
-from speakimg.audio.image import (
-    CANVAS_FRAMES,
-    LOG_MEL_MAX,
-    LOG_MEL_MIN,
-    denormalize_log_mel,
-    fit_canvas,
-    from_vae_range,
-    image_to_mel,
-    mel_to_image,
-    normalize_log_mel,
-    to_vae_range,
-)
-from speakimg.audio.io import SAMPLE_RATE, check_audio, load_audio, peak_normalize, resample, save_audio
-from speakimg.audio.mel import MelConfig, log_mel, mel_filterbank, num_frames
-from speakimg.errors import AudioError
+from __future__ import annotations
 
-__all__ = [
-    "AudioError",
-    "CANVAS",
-    "CANVAS_FRAMES",
-    "CanvasSpec",
-    "LOG_MEL_MAX",
-    "LOG_MEL_MIN",
-    "MelConfig",
-    "SAMPLE_RATE",
-    "check_audio",
-    "denormalize_log_mel",
-    "fit_canvas",
-    "from_vae_range",
-    "griffin_lim",
-    "image_to_mel",
-    "load_audio",
-    "log_mel",
-    "mel_filterbank",
-    "mel_to_image",
-    "mel_to_linear",
-    "normalize_log_mel",
-    "num_frames",
-    "peak_normalize",
-    "resample",
-    "save_audio",
-    "to_vae_range",
-]
+import importlib
+import sys
+import types
+from typing import Any
+
+_LAZY = {
+    "CANVAS": "speakimg.audio.canvas",
+    "CanvasSpec": "speakimg.audio.canvas",
+    "MelConfig": "speakimg.audio.config",
+    "griffin_lim": "speakimg.audio.griffin_lim",
+    "mel_to_linear": "speakimg.audio.griffin_lim",
+    "CANVAS_FRAMES": "speakimg.audio.image",
+    "LOG_MEL_MAX": "speakimg.audio.image",
+    "LOG_MEL_MIN": "speakimg.audio.image",
+    "denormalize_log_mel": "speakimg.audio.image",
+    "fit_canvas": "speakimg.audio.image",
+    "from_vae_range": "speakimg.audio.image",
+    "image_to_mel": "speakimg.audio.image",
+    "mel_to_image": "speakimg.audio.image",
+    "normalize_log_mel": "speakimg.audio.image",
+    "to_vae_range": "speakimg.audio.image",
+    "SAMPLE_RATE": "speakimg.audio.io",
+    "check_audio": "speakimg.audio.io",
+    "load_audio": "speakimg.audio.io",
+    "peak_normalize": "speakimg.audio.io",
+    "resample": "speakimg.audio.io",
+    "save_audio": "speakimg.audio.io",
+    "log_mel": "speakimg.audio.mel",
+    "mel_filterbank": "speakimg.audio.mel",
+    "num_frames": "speakimg.audio.mel",
+    "AudioError": "speakimg.errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'speakimg.audio' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """``speakimg.audio.griffin_lim`` is the function even after its same-named submodule is imported
+    (importing a submodule sets it as an attribute of the package)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if name == "griffin_lim" and isinstance(value, types.ModuleType):
+            return value.griffin_lim
+        return value
+
+
+sys.modules[__name__].__class__ = _Package

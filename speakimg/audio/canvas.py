@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from speakimg.audio.mel import MelConfig
+from speakimg.audio.config import MelConfig
 
 __all__ = ["CANVAS", "CanvasSpec"]
 

@@ -1,19 +1,21 @@
-"""The evaluation config: one dataclass whose fields are the keys of ``configs/eval*.yaml``.
+"""The evaluation config: one dataclass whose (flattened) fields are the keys of ``configs/eval*.yaml``.
 
-``python -m speakimg.evaluate --config configs/eval.yaml --steps 50 --seeds [0,1]``: jsonargparse
-reads the YAML, every key can be overridden on the command line, and an unknown key is one error
-naming it. ``--print_config`` prints the resolved config.
+:class:`EvalConfig` nests the models (:class:`~speakimg.sampling.PipelineModels`) and the sampler
+settings (:class:`~speakimg.sampling.SamplerSettings`); the YAML and the command line keep them flat
+(``steps: 100``, ``--t_image 0.9``). ``python -m speakimg.evaluate --config configs/eval.yaml --steps 50
+--seeds [0,1]``: jsonargparse reads the YAML, every key can be overridden on the command line, and an
+unknown key is one error naming it. ``--print_config`` prints the resolved config.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from speakimg.errors import ConfigError
+from speakimg.sampling.settings import PipelineModels, SamplerSettings, from_flat, to_flat
 
 __all__ = ["EvalConfig", "build_parser", "parse_config"]
 
@@ -27,25 +29,14 @@ class EvalConfig:
     Args:
         protocol: ``speech`` (images that speak: Whisper WER against the sentence + CLIP) or ``sound``
             (Images that Sound: CLAP against the caption when ``clap`` is set + CLIP).
-        image_model: SD-1.5-layout folder or hub id (null: Stable Diffusion 1.5).
-        audio_model: audio model: an exported speech model folder (speech) or Auffusion (sound);
-            null: Auffusion.
-        vocoder: HiFi-GAN folder / hub id, or ``griffin-lim`` (null: the audio model's vocoder/).
-        griffin_lim_iters: iterations when the vocoder is Griffin-Lim.
+        models: the models (``image_model``, ``audio_model``, ``vocoder`` in the YAML): an exported
+            speech model folder (speech) or Auffusion (sound) as the audio model.
         image_prompts: text file, one image prompt per line (``#`` comments).
         audio_prompts: text file, one sentence (speech) or sound caption (sound) per line.
         limit_image_prompts: use only the first N image prompts (null: all).
         limit_audio_prompts: use only the first N audio prompts (null: all).
         seeds: seeds of every prompt pair; a sample with seed s draws z_T from its own generator.
-        steps: DDIM steps (100 in the protocols).
-        image_guidance_scale: classifier-free guidance scale of the image model.
-        audio_guidance_scale: classifier-free guidance scale of the audio model.
-        t_image: fraction of the reverse process in which the image model takes part (0.9: 10% audio-only warm start).
-        t_audio: fraction of the reverse process in which the audio model takes part.
-        audio_weight: weight of the audio noise estimate once both models take part.
-        negative_image_prompt: unconditional side of the image model's guidance.
-        negative_audio_prompt: unconditional side of the audio model's guidance.
-        crop_padding: crop the 32-column padding band (pictures 992 wide, 9.92 s audio), as Images that Sound.
+        sampler: the sampler settings (``steps``, ``t_image``, ... in the YAML; docs/sampling.md).
         batch_size: samples per pipeline call (results do not depend on it).
         whisper: Whisper model name (``large-v3``, ``small.en``...) or checkpoint path (speech protocol).
         whisper_batch_size: clips per Whisper decoding batch.
@@ -66,24 +57,13 @@ class EvalConfig:
     """
 
     protocol: Literal["speech", "sound"] = "speech"
-    image_model: str | None = None
-    audio_model: str | None = None
-    vocoder: str | None = None
-    griffin_lim_iters: int = 64
+    models: PipelineModels = field(default_factory=PipelineModels)
     image_prompts: str = "configs/data/image_prompts.txt"
     audio_prompts: str = "configs/data/test_sentences.txt"
     limit_image_prompts: int | None = None
     limit_audio_prompts: int | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
-    steps: int = 100
-    image_guidance_scale: float = 10.0
-    audio_guidance_scale: float = 10.0
-    t_image: float = 0.9
-    t_audio: float = 1.0
-    audio_weight: float = 0.5
-    negative_image_prompt: str = ""
-    negative_audio_prompt: str = ""
-    crop_padding: bool = True
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
     batch_size: int = 4
     whisper: str = "large-v3"
     whisper_batch_size: int = 16
@@ -103,10 +83,8 @@ class EvalConfig:
 
     def validate(self) -> EvalConfig:
         """Errors for values no run can use (before anything is loaded or written); returns ``self``."""
-        from speakimg.pipeline.weights import check_fraction
-
-        positive = {"steps": self.steps, "batch_size": self.batch_size, "whisper_batch_size": self.whisper_batch_size}
-        positive["griffin_lim_iters"] = self.griffin_lim_iters
+        self.sampler.validate()
+        positive = {"batch_size": self.batch_size, "whisper_batch_size": self.whisper_batch_size}
         for key in ("limit_image_prompts", "limit_audio_prompts"):
             if getattr(self, key) is not None:
                 positive[key] = getattr(self, key)
@@ -120,48 +98,24 @@ class EvalConfig:
         duplicates = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
         if duplicates:
             raise ConfigError(f"seeds lists {duplicates} more than once: each seed gives one sample per pair")
-        check_fraction("t_image", self.t_image)
-        check_fraction("t_audio", self.t_audio)
-        if not 0.0 <= self.audio_weight <= 1.0:
-            raise ConfigError(f"audio_weight must be in [0, 1], got {self.audio_weight}")
-        for key in ("image_guidance_scale", "audio_guidance_scale"):
-            if not math.isfinite(getattr(self, key)):
-                raise ConfigError(f"{key} must be a finite number, got {getattr(self, key)}")
         return self
 
     def result_settings(self, dtype: str) -> dict[str, Any]:
-        """Everything that changes the numbers of a row (models, sampler, metrics, dtype).
+        """Everything that changes the numbers of a row: the models, every sampler setting as used, the
+        metric models, the protocol and the dtype.
 
         Rows made with other result settings are never mixed in one CSV. Prompt files, limits, seeds,
         references, batch size, media, logging and device are not part of it: changing them extends
         or narrows a run, it does not change its rows.
         """
-        keys = [
-            "protocol",
-            "image_model",
-            "audio_model",
-            "vocoder",
-            "griffin_lim_iters",  # also used when the audio model has no vocoder/ (Griffin-Lim fallback)
-            "steps",
-            "image_guidance_scale",
-            "audio_guidance_scale",
-            "t_image",
-            "t_audio",
-            "audio_weight",
-            "negative_image_prompt",
-            "negative_audio_prompt",
-            "crop_padding",
-            "clip",
-        ]
-        keys.append("whisper" if self.protocol == "speech" else "clap")
-        settings = {key: getattr(self, key) for key in keys}
-        for key in ("image_guidance_scale", "audio_guidance_scale", "t_image", "t_audio", "audio_weight"):
-            settings[key] = float(settings[key])
-        settings["dtype"] = dtype
+        settings = {"protocol": self.protocol, **asdict(self.models), **asdict(self.sampler.resolved())}
+        metric = "whisper" if self.protocol == "speech" else "clap"
+        settings.update(clip=self.clip, **{metric: getattr(self, metric)}, dtype=dtype)
         return settings
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The flat dictionary of the YAML (models and sampler settings side by side)."""
+        return to_flat(self)
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -173,6 +127,8 @@ def settings_hash(settings: dict[str, Any]) -> str:
 def build_parser():
     """The jsonargparse parser: ``--config FILE`` plus one option per :class:`EvalConfig` field."""
     from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from speakimg.cli import DEBUG_HELP
 
     parser = ArgumentParser(
         prog=PROG,
@@ -186,7 +142,10 @@ def build_parser():
     parser.add_argument(
         "--config", action=ActionConfigFile, help="YAML config (configs/eval.yaml, configs/eval_its.yaml)"
     )
-    parser.add_class_arguments(EvalConfig, as_group=False)
+    parser.add_class_arguments(EvalConfig, as_group=False, skip={"models", "sampler"})
+    parser.add_class_arguments(PipelineModels, None, as_group=True)
+    parser.add_class_arguments(SamplerSettings, None, as_group=True)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
 
 
@@ -198,16 +157,18 @@ def parse_config(argv: list[str] | None = None) -> tuple[EvalConfig, str]:
     """
     from jsonargparse import ArgumentError
 
+    from speakimg.cli import normalize_options
+
     parser = build_parser()
     try:
-        namespace = parser.parse_args(argv)
+        namespace = parser.parse_args(None if argv is None else normalize_options(list(argv)))
     except ArgumentError as error:
         message = " ".join(str(error).split())
         raise ConfigError(f"invalid evaluation config: {message} (see {PROG} --help for the keys)") from None
     values = namespace.as_dict()
-    values.pop("config", None)
-    values.pop("__path__", None)
-    config = EvalConfig(**values).validate()
+    for key in ("config", "__path__", "debug"):
+        values.pop(key, None)
+    config = from_flat(EvalConfig, values, "evaluation config keys").validate()
     import yaml
 
     resolved = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from speakimg.sample import SampleDirs, SampleSettings
+from speakimg.sampling import SampleDirs, SampleSettings
 
 __all__ = ["KINDS", "Row", "Unit", "kind_settings", "plan_units"]
 
@@ -62,33 +62,18 @@ class Unit:
 def kind_settings(base: SampleSettings, kind: str, image_prompt: str, audio_prompt: str, seed: int) -> SampleSettings:
     """The pipeline settings of a sample of ``kind`` (the references change only the weights).
 
-    ``audio_only``: ``audio_weight=1, t_audio=1, t_image=1`` (no image prompt: the image model is not
-    run); ``image_only``: ``audio_weight=0, t_image=1, t_audio=1`` (no audio prompt).
+    ``audio_only``: :meth:`SamplerSettings.audio_only` (no image prompt: the image model is not run);
+    ``image_only``: :meth:`SamplerSettings.image_only` (no audio prompt). The references are combined
+    denoising with one model's weight 0, whatever the method of the combined samples (with the same
+    steps and guidance scales).
     """
     if kind == "combined":
         return replace(base, image_prompt=image_prompt, audio_prompt=audio_prompt, seed=seed)
+    reference = replace(base.sampler.resolved(), method="denoise")
     if kind == "audio_only":
-        return replace(
-            base,
-            image_prompt="",
-            audio_prompt=audio_prompt,
-            seed=seed,
-            audio_weight=1.0,
-            t_audio=1.0,
-            t_image=1.0,
-            negative_image_prompt="",
-        )
+        return replace(base, image_prompt="", audio_prompt=audio_prompt, seed=seed, sampler=reference.audio_only())
     if kind == "image_only":
-        return replace(
-            base,
-            image_prompt=image_prompt,
-            audio_prompt="",
-            seed=seed,
-            audio_weight=0.0,
-            t_audio=1.0,
-            t_image=1.0,
-            negative_audio_prompt="",
-        )
+        return replace(base, image_prompt=image_prompt, audio_prompt="", seed=seed, sampler=reference.image_only())
     raise ValueError(f"unknown kind {kind!r}; kinds: {KINDS}")
 
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speakimg.errors import ConfigError
+from speakimg.errors import ConfigError, quote
 from speakimg.evaluation.config import EvalConfig, settings_hash
 from speakimg.evaluation.plan import KINDS, Unit, plan_units
 from speakimg.evaluation.results import ResultsCSV, summarize, summary_markdown, write_summary
-from speakimg.sample import SampleSettings, read_prompts
+from speakimg.sampling import SampleSettings, read_prompts
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -53,7 +53,7 @@ def _prompts(path: str, limit: int | None, what: str) -> list[str]:
     for i, prompt in enumerate(prompts):
         if prompt in seen:
             raise ConfigError(
-                f"{path}: the {what} {prompt!r} is listed twice (prompts {seen[prompt] + 1} and {i + 1}); "
+                f"{path}: the {what} {quote(prompt)} is listed twice (prompts {seen[prompt] + 1} and {i + 1}); "
                 "rows are keyed by their prompts, so each must be unique"
             )
         seen[prompt] = i
@@ -98,7 +98,7 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
     ``out/eval_settings.json``, media under ``out/media/`` and the logger's files.
     """
     from speakimg.loggers import finish_logger, make_logger
-    from speakimg.sample import select_device, select_dtype
+    from speakimg.runtime import dtype_name, select_device, select_dtype
 
     config.validate()
     out = Path(config.out)
@@ -106,7 +106,7 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
     audios = _prompts(config.audio_prompts, config.limit_audio_prompts, "audio prompt")
     device = select_device(config.device)
     dtype = select_dtype(config.dtype, device)
-    settings = config.result_settings(str(dtype).replace("torch.", ""))
+    settings = config.result_settings(dtype_name(dtype))
     digest = settings_hash(settings)
     if config.protocol == "speech" and config.clap is not None:
         log.warning("clap is set but protocol is speech: CLAP is only computed by the sound protocol")
@@ -119,23 +119,7 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
     if resolved_yaml is not None:
         (out / CONFIG_NAME).write_text(resolved_yaml, encoding="utf-8")
 
-    base = SampleSettings(
-        image_prompt="",
-        audio_prompt="",
-        steps=config.steps,
-        image_guidance_scale=config.image_guidance_scale,
-        audio_guidance_scale=config.audio_guidance_scale,
-        t_image=config.t_image,
-        t_audio=config.t_audio,
-        audio_weight=config.audio_weight,
-        negative_image_prompt=config.negative_image_prompt,
-        negative_audio_prompt=config.negative_audio_prompt,
-        crop_padding=config.crop_padding,
-        image_model=config.image_model,
-        audio_model=config.audio_model,
-        vocoder=config.vocoder,
-        griffin_lim_iters=config.griffin_lim_iters,
-    )
+    base = SampleSettings(image_prompt="", audio_prompt="", sampler=config.sampler, models=config.models)
     units = plan_units(
         base,
         images,
@@ -163,7 +147,7 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
     )
     if todo and config.video and any(u.folder is not None for u in todo):
         from speakimg.errors import MissingDependencyError
-        from speakimg.pipeline.video import require_program
+        from speakimg.media import require_program
 
         try:
             require_program("ffmpeg")
@@ -229,8 +213,9 @@ def _run_units(
     from tqdm.auto import tqdm
 
     from speakimg.evaluation.scoring import Scorers
-    from speakimg.pipeline import vocoder_cycle_error
-    from speakimg.sample import load_pipeline, run_batch, write_sample
+    from speakimg.metrics import vocoder_cycle_error
+    from speakimg.runtime import dtype_name
+    from speakimg.sampling import load_pipeline, run_batch, write_sample
 
     scorers = Scorers(
         config.protocol,
@@ -240,8 +225,9 @@ def _run_units(
         whisper_batch_size=config.whisper_batch_size,
         device=device,
     )
-    log.info("loading the pipeline (%s, %s)", device, str(dtype).replace("torch.", ""))
-    pipe = load_pipeline(todo[0].settings, device, dtype)
+    log.info("loading the pipeline (%s, %s)", device, dtype_name(dtype))
+    first = todo[0].settings
+    pipe = load_pipeline(first.models, first.sampler.griffin_lim_iters, device, dtype)
     pipe.set_progress_bar_config(disable=True)
     if config.compile:
         pipe.compile()

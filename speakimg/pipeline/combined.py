@@ -1,7 +1,7 @@
 """``ImagesThatSpeakPipeline``: one latent denoised by an image model and an audio model at once.
 
 The pipeline is a thin shell around :func:`speakimg.pipeline.sampler.combined_denoise`: it encodes
-the prompts, draws z_T, builds the per-step weights of Images that Sound (METHOD.md section 5,
+the prompts, draws z_T, builds the per-step weights of Images that Sound (docs/sampling.md,
 :mod:`speakimg.pipeline.weights`), runs the sampler with one shared DDIM scheduler (eta 0), and
 decodes z_0 twice: with the image model's VAE into the picture, and with the audio model's VAE into
 the spectrogram, which the vocoder turns into 16 kHz audio.
@@ -14,22 +14,19 @@ the spectrogram, which the vocoder turns into 16 kHz audio.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 from diffusers import DDIMScheduler
-from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 from tqdm.auto import tqdm
 
 from speakimg.audio import CANVAS, MelConfig, from_vae_range, image_to_mel
 from speakimg.errors import ConfigError
+from speakimg.pipeline.imprint import sample_imprint
 from speakimg.pipeline.loading import (
     DEFAULT_AUDIO_MODEL,
     DEFAULT_IMAGE_MODEL,
@@ -38,10 +35,12 @@ from speakimg.pipeline.loading import (
     load_audio_model,
     load_image_model,
 )
+from speakimg.pipeline.output import ImagesThatSpeakOutput, OutputType, Prompts
 from speakimg.pipeline.sampler import GuidedDenoiser, combined_denoise
 from speakimg.pipeline.weights import combination_weights
+from speakimg.sampling.settings import SamplerSettings, check_guidance
 
-__all__ = ["CROP_COLUMNS", "ImagesThatSpeakOutput", "ImagesThatSpeakPipeline"]
+__all__ = ["CROP_COLUMNS", "DEFAULTS", "ImagesThatSpeakOutput", "ImagesThatSpeakPipeline"]
 
 log = logging.getLogger("speakimg.pipeline")
 
@@ -49,30 +48,8 @@ CROP_COLUMNS = CANVAS.crop_columns
 """Columns (frames) cropped off the right edge by ``crop_padding``: the band that is padding (silence)
 in the audio model's 10 s training clips. 32 columns = 4 latent columns = 5120 samples = 0.32 s."""
 
-OutputType = Literal["np", "pt", "latent"]
-Prompts = str | Sequence[str]
-
-
-@dataclass
-class ImagesThatSpeakOutput(BaseOutput):
-    """What the pipeline returns (``None`` fields are absent with ``output_type="latent"``).
-
-    Attributes:
-        images: the picture (image model's VAE), in [0, 1]: ``[B, H, W, 3]`` (np) / ``[B, 3, H, W]`` (pt).
-        spectrograms: the spectrogram image (audio model's VAE, channel mean) in [0, 1], ``[B, H, W]``;
-            low frequencies at the bottom.
-        log_mels: natural-log mel ``[B, n_mels, W]`` read from the spectrograms (METHOD.md section 2).
-        audios: the vocoder's waveforms ``[B, hop * W]`` at ``sample_rate``.
-        latents: z_0 ``[B, 4, H/8, W/8]`` (float32, never cropped).
-        sample_rate: audio sample rate in Hz (16000).
-    """
-
-    images: np.ndarray | torch.Tensor | None = None
-    spectrograms: np.ndarray | torch.Tensor | None = None
-    log_mels: np.ndarray | torch.Tensor | None = None
-    audios: np.ndarray | torch.Tensor | None = None
-    latents: torch.Tensor | None = None
-    sample_rate: int = 16000
+DEFAULTS = SamplerSettings(method="denoise").resolved()
+"""The keyword defaults of :meth:`ImagesThatSpeakPipeline.__call__` (the papers': see ``SamplerSettings``)."""
 
 
 def _device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -97,12 +74,6 @@ def _as_prompt_list(name: str, prompts: Prompts) -> list[str]:
     if bad:
         raise ConfigError(f"{name} must hold strings only, got {type(bad[0]).__name__} ({bad[0]!r})")
     return prompts
-
-
-def _check_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
 
 
 class ImagesThatSpeakPipeline:
@@ -476,32 +447,35 @@ class ImagesThatSpeakPipeline:
         image_prompt: Prompts,
         audio_prompt: Prompts,
         *,
-        num_inference_steps: int = 100,
-        image_guidance_scale: float = 10.0,
-        audio_guidance_scale: float = 10.0,
-        t_image: float = 0.9,
-        t_audio: float = 1.0,
-        audio_weight: float = 0.5,
-        height: int = 256,
-        width: int = 1024,
-        negative_image_prompt: Prompts = "",
-        negative_audio_prompt: Prompts = "",
+        num_inference_steps: int = DEFAULTS.steps,
+        image_guidance_scale: float = DEFAULTS.image_guidance_scale,
+        audio_guidance_scale: float = DEFAULTS.audio_guidance_scale,
+        t_image: float = DEFAULTS.t_image,
+        t_audio: float = DEFAULTS.t_audio,
+        audio_weight: float = DEFAULTS.audio_weight,
+        height: int = DEFAULTS.height,
+        width: int = DEFAULTS.width,
+        negative_image_prompt: Prompts = DEFAULTS.negative_image_prompt,
+        negative_audio_prompt: Prompts = DEFAULTS.negative_audio_prompt,
         num_images_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: OutputType = "np",
-        crop_padding: bool = True,
+        crop_padding: bool = DEFAULTS.crop_padding,
         callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
         return_dict: bool = True,
     ) -> ImagesThatSpeakOutput | tuple:
-        """Sample pictures that are also spectrograms (METHOD.md section 5).
+        """Sample pictures that are also spectrograms (docs/sampling.md); the defaults are
+        :class:`~speakimg.sampling.SamplerSettings`' (``speakimg.sampling.sample_batch`` runs a whole
+        ``SamplerSettings``).
 
         Args:
             image_prompt: what the picture shows (a string or a list, one per sample).
             audio_prompt: what it sounds like: a sound caption (Auffusion) or the sentence to speak (speech
                 model). Lists of prompts batch; a single string is used for every sample.
             num_inference_steps: DDIM steps (100 in the paper: t = 991, 981, ..., 1).
-            image_guidance_scale, audio_guidance_scale: classifier-free guidance scales of each model.
+            image_guidance_scale, audio_guidance_scale: classifier-free guidance scales of each model (a
+                negative scale or one above 50 is used, with a warning).
             t_image, t_audio: fractions (0, 1] of the reverse process in which each model takes part;
                 a model takes part at timestep t iff t <= fraction * 1000 (see
                 :mod:`speakimg.pipeline.weights`). t_image=0.9: the first 10% of steps are audio-only.
@@ -527,8 +501,8 @@ class ImagesThatSpeakPipeline:
             raise ConfigError(
                 f"num_inference_steps must be in [1, {self.scheduler.config.num_train_timesteps}], got {num_inference_steps}"
             )
-        image_scale = _check_number("image_guidance_scale", image_guidance_scale)
-        audio_scale = _check_number("audio_guidance_scale", audio_guidance_scale)
+        image_scale = check_guidance("image_guidance_scale", image_guidance_scale)
+        audio_scale = check_guidance("audio_guidance_scale", audio_guidance_scale)
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         weights = combination_weights(
             self.scheduler.timesteps,
@@ -567,11 +541,12 @@ class ImagesThatSpeakPipeline:
             output = self.finish(self.decode_images(z_0), self.decode_spectrograms(z_0), z_0, output_type, crop_padding)
         return output if return_dict else output.to_tuple()
 
-    def imprint(self, image_prompt: Prompts, audio_prompt: Prompts, **kwargs: Any) -> ImagesThatSpeakOutput:
-        """The imprint baseline with this pipeline's models: see :func:`speakimg.pipeline.imprint.sample_imprint`."""
-        from speakimg.pipeline.imprint import sample_imprint
-
-        return sample_imprint(self, image_prompt, audio_prompt, **kwargs)
+    def imprint(
+        self, image_prompt: Prompts, audio_prompt: Prompts, settings: SamplerSettings | None = None, **kwargs: Any
+    ) -> ImagesThatSpeakOutput:
+        """The imprint baseline with this pipeline's models: see :func:`speakimg.pipeline.imprint.sample_imprint`
+        (``settings``: a ``SamplerSettings``; keywords change its fields)."""
+        return sample_imprint(self, image_prompt, audio_prompt, settings, **kwargs)
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}={v!r}" for k, v in self.sources.items())

@@ -1,4 +1,4 @@
-"""When each model takes part in the combined sampler, and with what weight (METHOD.md section 5).
+"""When each model takes part in the combined sampler, and with what weight (docs/sampling.md).
 
 Images that Sound (eq. 4-6) weighs the two noise estimates per timestep ``t`` with
 
@@ -29,20 +29,9 @@ import math
 import torch
 
 from speakimg.errors import ConfigError
+from speakimg.sampling.settings import check_fraction
 
 __all__ = ["check_fraction", "combination_weights", "takes_part"]
-
-
-def check_fraction(name: str, value: float) -> float:
-    """``value`` as a float in (0, 1], or a :class:`ConfigError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
-    if not 0.0 < value <= 1.0:
-        raise ConfigError(
-            f"{name}={value} is outside (0, 1]: it is the fraction of the reverse process in which the model "
-            "takes part (1.0 = from the first step; 0.9 = skip the noisiest 10%)"
-        )
-    return float(value)
 
 
 def takes_part(timesteps: torch.Tensor, fraction: float, num_train_timesteps: int = 1000) -> torch.Tensor:

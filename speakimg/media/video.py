@@ -82,7 +82,7 @@ def playhead_video(
         if isinstance(image, (str, os.PathLike)):
             picture = Path(image)
         else:
-            from speakimg.media import save_image
+            from speakimg.media.images import save_image
 
             picture = save_image(Path(tmp) / "frame.png", image)
         with Image.open(picture) as im:

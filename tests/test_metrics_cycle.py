@@ -9,7 +9,7 @@ import torch
 
 from speakimg.audio import log_mel
 from speakimg.errors import AudioError
-from speakimg.pipeline import vocoder_cycle_error
+from speakimg.metrics import vocoder_cycle_error
 from speakimg.vocoder import GriffinLimVocoder
 
 

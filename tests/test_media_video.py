@@ -11,7 +11,7 @@ import torch
 
 from speakimg.audio import save_audio
 from speakimg.errors import MissingDependencyError
-from speakimg.pipeline import playhead_video, probe_duration
+from speakimg.media import playhead_video, probe_duration
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 

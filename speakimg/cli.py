@@ -1,0 +1,98 @@
+"""What every speakimg command line shares: one line per error, a traceback only with ``--debug``.
+
+>>> def main(argv=None) -> int:
+...     return cli.main(run, argv)          # run(argv) does the work and raises SpeakimgError on bad input
+
+- A :class:`~speakimg.errors.SpeakimgError` (bad settings, a missing file or model, ...) prints one
+  ``error: ...`` line on stderr (control characters escaped, very long messages shortened) and exits
+  with status 2; ``--debug`` prints the traceback too.
+- A :class:`~speakimg.errors.SpeakimgWarning` (an input accepted but altered) prints one ``warning: ...`` line.
+- Options may be spelled with dashes or underscores (``--image-prompt`` = ``--image_prompt``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+from speakimg.errors import SpeakimgError, SpeakimgWarning, printable
+
+__all__ = ["DEBUG_HELP", "MAX_MESSAGE", "error_line", "main", "normalize_options", "usage_error"]
+
+MAX_MESSAGE = 1000
+"""Characters of an error message printed without ``--debug``."""
+DEBUG_HELP = "print the full traceback of an error (by default: one line)"
+_OPTION = re.compile(r"^--([A-Za-z][\w-]*)(=.*)?$", re.S)
+
+
+def normalize_options(argv: list[str]) -> list[str]:
+    """``--image-prompt x`` -> ``--image_prompt x``: option names with dashes spelled as the parser's
+    (underscores); values after ``=`` and everything after ``--`` are left as they are (a value that
+    itself looks like an option is given as ``--option=value``)."""
+    out: list[str] = []
+    for i, token in enumerate(argv):
+        if token == "--":
+            return out + argv[i:]
+        match = _OPTION.match(token)
+        if match:
+            token = "--" + match.group(1).replace("-", "_") + (match.group(2) or "")
+        out.append(token)
+    return out
+
+
+def error_line(error: BaseException | str, *, full: bool = False) -> str:
+    """``error: <message>`` on one line (control characters escaped, shortened unless ``full``)."""
+    message = printable(error)
+    if not full and len(message) > MAX_MESSAGE:
+        message = f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE} more characters; --debug prints all)"
+    return f"error: {message}"
+
+
+def usage_error(message: str, prog: str | None = None) -> NoReturn:
+    """A command-line mistake: one ``error:`` line (pointing at ``--help``) and exit status 2."""
+    hint = f" (see {prog} --help)" if prog else ""
+    print(error_line(" ".join(str(message).split()) + hint), file=sys.stderr)
+    raise SystemExit(2)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    original = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, SpeakimgWarning):
+            print(f"warning: {printable(message)}", file=sys.stderr)
+        else:
+            original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
+def main(run: Callable[[list[str]], Any], argv: list[str] | None = None) -> int:
+    """Run ``run(argv)`` as a console entry point: 0 on success, 2 with one ``error:`` line for a
+    :class:`SpeakimgError` (and its traceback with ``--debug``), 130 on Ctrl-C."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with _warnings_as_lines():
+        try:
+            run(argv)
+        except SpeakimgError as error:
+            if debug:
+                traceback.print_exc()
+            print(error_line(error, full=debug), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    return 0

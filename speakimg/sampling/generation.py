@@ -1,0 +1,151 @@
+"""Batched generation: check everything that needs no model, load each pipeline once, sample, write.
+
+:func:`generate` is what ``python -m speakimg.sample`` runs: settings, folders (no overwriting unless
+asked), ffmpeg and offline model names are checked before any model loads; samples sharing their
+models and sampler settings are made in batches of ``batch_size`` (each with its own CPU generator,
+so a sample does not depend on its batch); every sample is written as one folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from speakimg.errors import ConfigError
+from speakimg.sampling.folders import SampleDirs, check_new_folders, write_sample
+from speakimg.sampling.methods import sample_batch
+from speakimg.sampling.settings import PipelineModels, SampleSettings
+
+__all__ = ["check_model_names", "generate", "load_pipeline", "run_batch"]
+
+log = logging.getLogger("speakimg.sampling")
+
+
+def check_model_names(models: PipelineModels) -> None:
+    """Fail now, not after minutes of loading, for a model that cannot be found without the network.
+
+    Local paths and registered references (``tiny:``) pass; other names are looked up in the hub
+    cache when the hub is offline (``HF_HUB_OFFLINE=1``), and left to the loaders otherwise.
+    """
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE:
+        return
+    from speakimg.hub import is_local, is_registered_reference, resolve_dir
+    from speakimg.vocoder import GRIFFIN_LIM
+
+    for role, name in (("image_model", models.image_model), ("audio_model", models.audio_model),
+                       ("vocoder", models.vocoder)):  # fmt: skip
+        if name is None or str(name).lower() in GRIFFIN_LIM or is_local(name) or is_registered_reference(name):
+            continue
+        try:
+            resolve_dir(name)
+        except Exception as error:
+            raise type(error)(f"{role}: {error}") from None
+
+
+def load_pipeline(models: PipelineModels, griffin_lim_iters: int, device: Any, dtype: Any) -> Any:
+    """The pipeline of ``models`` on ``device`` in ``dtype`` (Griffin-Lim with ``griffin_lim_iters``)."""
+    from speakimg.pipeline import DEFAULT_AUDIO_MODEL, DEFAULT_IMAGE_MODEL, ImagesThatSpeakPipeline
+    from speakimg.vocoder import GRIFFIN_LIM, GriffinLimVocoder
+
+    vocoder: Any = models.vocoder
+    if vocoder is not None and str(vocoder).lower() in GRIFFIN_LIM:
+        vocoder = GriffinLimVocoder(n_iter=griffin_lim_iters)
+    pipe = ImagesThatSpeakPipeline.from_pretrained(
+        models.image_model or DEFAULT_IMAGE_MODEL,
+        models.audio_model or DEFAULT_AUDIO_MODEL,
+        vocoder,
+        torch_dtype=dtype,
+        device=device,
+    )
+    if isinstance(pipe.vocoder, GriffinLimVocoder):
+        pipe.vocoder.n_iter = griffin_lim_iters
+        pipe.sources["vocoder"] = "griffin-lim"
+    return pipe
+
+
+def run_batch(pipe: Any, batch: Sequence[SampleSettings]) -> Any:
+    """One pipeline call for samples that share their sampler settings (each with its seed's generator)."""
+    import torch
+
+    keys = {s.call_key() for s in batch}
+    if len(keys) != 1:
+        raise ConfigError("run_batch needs samples that share every sampler setting (group them by call_key())")
+    generators = [torch.Generator("cpu").manual_seed(s.seed) for s in batch]
+    images = [s.image_prompt for s in batch]
+    audios = [s.audio_prompt for s in batch]
+    return sample_batch(pipe, batch[0].sampler, images, audios, generators, output_type="pt")
+
+
+def generate(
+    samples: Sequence[SampleSettings],
+    out: Path,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    batch_size: int = 4,
+    compile: bool = False,
+    video: bool = True,
+    fps: int = 25,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Generate and write every sample under ``out``; returns their folders (in the order of ``samples``).
+
+    Raises (before any model loads): :class:`ConfigError` for bad settings or existing folders (unless
+    ``overwrite``), :class:`~speakimg.errors.MissingDependencyError` without ffmpeg when ``video``,
+    :class:`~speakimg.errors.ModelNotFoundError` for a model that cannot be found offline.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+        raise ConfigError(f"fps must be an int >= 1, got {fps!r}")
+    for sample in samples:
+        sample.sampler.validate()
+    dirs = SampleDirs(out)
+    folders = [dirs(s) for s in samples]
+    check_new_folders(samples, folders, overwrite)
+    if video:
+        from speakimg.media import require_program
+
+        require_program("ffmpeg")
+    for models in {tuple(vars(s.models).values()): s.models for s in samples}.values():
+        check_model_names(models)
+
+    from tqdm.auto import tqdm
+
+    from speakimg.runtime import select_device, select_dtype
+
+    torch_device = select_device(device)
+    torch_dtype = select_dtype(dtype, torch_device)
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault((s.model_key(), s.call_key()), []).append(i)
+    pipes: dict[tuple, Any] = {}
+    done: set[Path] = set()
+    with tqdm(total=len(samples), desc="samples", unit="sample") as progress:
+        for (model_key, _), indices in groups.items():
+            first = samples[indices[0]]
+            if model_key not in pipes:
+                pipes.clear()  # one pipeline in memory at a time
+                pipes[model_key] = load_pipeline(
+                    first.models, first.sampler.griffin_lim_iters, torch_device, torch_dtype
+                )
+                if compile:
+                    pipes[model_key].compile()
+            pipe = pipes[model_key]
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                began = time.perf_counter()
+                output = run_batch(pipe, [samples[i] for i in chunk])
+                seconds = time.perf_counter() - began
+                timing = {"batch_size": len(chunk), "pipeline_s_per_sample": seconds / len(chunk)}
+                for j, i in enumerate(chunk):
+                    record = write_sample(folders[i], samples[i], output, j, pipe, timing, video=video, fps=fps)
+                    log.info("%s  (cycle error %.3f)", folders[i], record["vocoder_cycle_error"])
+                    done.add(folders[i])
+                    progress.update()
+    return [f for f in folders if f in done]
