@@ -1,6 +1,8 @@
-"""Datasets: the speech dataset layout (manifest), its builder and report, and the DataModules.
+"""Datasets: the speech dataset layout (manifest), its store, builder, verification and report, the DataModules.
 
-``SpeechMelDataModule`` (Lightning) is imported on first use, so ``import speakimg.data`` stays light.
+Library entry points (the ``build`` / ``verify`` / ``report`` modules are command lines): ``build_dataset``,
+``merge_datasets``, ``BuildConfig``, ``DatasetStore``, ``verify_dataset``, ``repair_dataset``.
+Everything but the manifest is imported on first use, so ``import speakimg.data`` stays light.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ _LAZY = {
     "SpeechMelDataModule": "speakimg.data.datamodule",
     "SpeechMelDataset": "speakimg.data.datamodule",
     "collate_speech": "speakimg.data.datamodule",
-    "BuildConfig": "speakimg.data.build",
-    "build_dataset": "speakimg.data.build",
-    "merge_datasets": "speakimg.data.build",
+    "BuildConfig": "speakimg.data.plan",
+    "plan_items": "speakimg.data.plan",
+    "BuildSummary": "speakimg.data.builder",
+    "build_dataset": "speakimg.data.builder",
+    "merge_datasets": "speakimg.data.builder",
+    "DatasetStore": "speakimg.data.store",
+    "Verification": "speakimg.data.integrity",
+    "verify_dataset": "speakimg.data.integrity",
+    "repair_dataset": "speakimg.data.integrity",
+    "EpochSampler": "speakimg.data.epochs",
     "CanvasFit": "speakimg.data.canvas",
     "cache_latents": "speakimg.data.latents",
 }
