@@ -107,9 +107,9 @@ class SpeechMelDataModule(ResumableEpochs, LightningDataModule):
         max_phonemes: longest phoneme-id sequence allowed (PL-BERT has 512 positions).
         latents_device: device used to compute missing latents (default: CUDA if available).
         latents_batch_size: batch size used to compute missing latents.
-        sentences: a UTF-8 file with one sentence per line: when ``data_dir`` has no manifest yet,
-            ``prepare_data`` builds the dataset from it (rank 0 of each node, before any other rank reads
-            it; a killed build resumes on the next run).
+        sentences: a UTF-8 file with one sentence per line: when ``data_dir`` has no dataset yet (or an
+            interrupted build), ``prepare_data`` builds it (rank 0 of each node, before any other rank reads
+            it; ``speakimg.data.build_dataset``, resumable).
         build: settings of that build, the fields of :class:`speakimg.data.BuildConfig`: ``tts`` (voice
             specs, e.g. ``festival,espeak``), ``val_fraction``, ``seed``, ``language``, ``tts_options``,
             ``fit`` (a dict of :class:`speakimg.data.CanvasFit` fields). Default: the builder's defaults.
@@ -159,7 +159,7 @@ class SpeechMelDataModule(ResumableEpochs, LightningDataModule):
 
         Lightning runs it on one process per node (local rank 0) while the others wait.
         """
-        if self.sentences is not None and not (self.data_dir / MANIFEST).is_file():
+        if self.sentences is not None and self._incomplete():
             self._build()
         if self.latents_vae is not None:
             self._records()  # a clear error for a missing manifest before loading any VAE
@@ -214,6 +214,20 @@ class SpeechMelDataModule(ResumableEpochs, LightningDataModule):
             drop_last=drop_last,
             collate_fn=collate_speech,
         )
+
+    def _incomplete(self) -> bool:
+        """No manifest yet, or one that lists fewer items than the build planned (an interrupted build)."""
+        if not (self.data_dir / MANIFEST).is_file():
+            return True
+        from speakimg.data.store import DatasetStore
+
+        settings = DatasetStore(self.data_dir).settings()
+        if settings is None:  # not written by the builder: used as it is
+            return False
+        try:
+            return len(read_manifest(self.data_dir, status=None)) < int(settings.get("num_items", 0))
+        except DataError:  # an unreadable manifest: the build rewrites it
+            return True
 
     def _build(self) -> None:
         from speakimg.data.builder import available_cpus, build_dataset
