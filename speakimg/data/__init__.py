@@ -2,7 +2,7 @@
 
 Library entry points (the ``build`` / ``verify`` / ``report`` modules are command lines): ``build_dataset``,
 ``merge_datasets``, ``BuildConfig``, ``DatasetStore``, ``verify_dataset``, ``repair_dataset``.
-Everything but the manifest is imported on first use, so ``import speakimg.data`` stays light.
+Everything is imported on first use, so ``import speakimg.data`` stays light.
 """
 
 from __future__ import annotations
@@ -10,18 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from speakimg.data.manifest import (
-    BUILD_CONFIG,
-    CANVAS_SAMPLES,
-    MANIFEST,
-    ManifestRecord,
-    load_mel,
-    load_record_audio,
-    read_manifest,
-    write_records,
-)
-
 _LAZY = {
+    "BUILD_CONFIG": "speakimg.data.manifest",
+    "CANVAS_SAMPLES": "speakimg.data.manifest",
+    "MANIFEST": "speakimg.data.manifest",
+    "ManifestRecord": "speakimg.data.manifest",
+    "load_mel": "speakimg.data.manifest",
+    "load_record_audio": "speakimg.data.manifest",
+    "read_manifest": "speakimg.data.manifest",
+    "write_records": "speakimg.data.manifest",
     "SpeechMelDataModule": "speakimg.data.datamodule",
     "SpeechMelDataset": "speakimg.data.datamodule",
     "collate_speech": "speakimg.data.datamodule",
@@ -39,17 +36,7 @@ _LAZY = {
     "cache_latents": "speakimg.data.latents",
 }
 
-__all__ = [
-    "BUILD_CONFIG",
-    "CANVAS_SAMPLES",
-    "MANIFEST",
-    "ManifestRecord",
-    "load_mel",
-    "load_record_audio",
-    "read_manifest",
-    "write_records",
-    *_LAZY,
-]
+__all__ = [*_LAZY]
 
 
 def __getattr__(name: str) -> Any:
