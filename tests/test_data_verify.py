@@ -170,14 +170,17 @@ def test_a_killed_writers_temporary_file_is_removed(dataset, festival_dataset, s
     leftover.write_bytes(b"\x93NUMPY half a file")
     young = dataset / "audio" / ".fedcba9876543210.wav.tmp-4243-0a1b2c3d.wav"  # a writer may still be at it
     young.write_bytes(b"RIFF")
+    legacy = dataset / "audio" / ".0123456789abcdef.wav.4242.tmp.tmp"  # what builds before speakimg.io left
+    legacy.write_bytes(b"RIFF")
     old = time.time() - 3600
-    os.utime(leftover, (old, old))
+    for path in (leftover, legacy):
+        os.utime(path, (old, old))
     result = verify_dataset(dataset, progress=False)
-    assert not result.ok and result.temp_files == [young, leftover]
+    assert not result.ok and result.temp_files == [legacy, young, leftover]
     args = ["--texts", str(sentences_file), "--out", str(dataset), "--workers", "0", "--quiet"]
     assert build_main(args) == 0
-    assert "removed 1 temporary file(s)" in capsys.readouterr().out
-    assert not leftover.exists() and young.exists()
+    assert "removed 2 temporary file(s)" in capsys.readouterr().out
+    assert not leftover.exists() and not legacy.exists() and young.exists()
     assert verify_main([str(dataset), "--repair", "--workers", "0", "--quiet"]) == 0  # removes any age
     assert not young.exists() and digest(dataset) == digest(festival_dataset)
 

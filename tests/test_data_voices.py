@@ -9,8 +9,8 @@ import pytest
 from conftest import requires_festival
 from test_data_build import digest
 
-from speakimg.data import read_manifest
-from speakimg.data.build import BuildConfig, build_dataset, main, plan_items
+from speakimg.data import BuildConfig, build_dataset, plan_items, read_manifest
+from speakimg.data.build import main
 from speakimg.data.report import dataset_report, format_report
 from speakimg.errors import ConfigError
 from speakimg.metrics import word_error_rate

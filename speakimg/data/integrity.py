@@ -21,7 +21,6 @@ from speakimg.data.manifest import MANIFEST, ManifestRecord, read_manifest
 from speakimg.data.plan import BuildConfig, plan_items
 from speakimg.data.store import DatasetStore
 from speakimg.errors import DataError
-from speakimg.io import is_temp_file
 
 __all__ = ["Verification", "repair_dataset", "verify_dataset"]
 
@@ -162,7 +161,7 @@ def verify_dataset(data_dir: str | os.PathLike, threads: int | None = None, prog
                 result.broken[record.id] = problems
     result.checked = len(ok)
     result.latents = check_latent_caches(store.root, {r.id for r in ok if r.id not in result.broken})
-    result.temp_files = sorted(p for p in store.root.rglob(".*") if is_temp_file(p))
+    result.temp_files = store.temp_files()
     return result
 
 

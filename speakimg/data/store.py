@@ -14,7 +14,9 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import numpy as np
 from speakimg.audio.canvas import CANVAS
 from speakimg.data.manifest import BUILD_CONFIG, CANVAS_SAMPLES, MANIFEST, ManifestRecord, write_records
 from speakimg.errors import DataError
-from speakimg.io import atomic_path, clean_temp_files, write_bytes, write_json, write_text
+from speakimg.io import atomic_path, clean_temp_files, is_temp_file, write_bytes, write_text
 
 __all__ = ["DatasetStore", "MEL_SHAPE", "STALE_TEMP_SECONDS", "TEXTS", "sha256_file"]
 
@@ -36,6 +38,7 @@ MEL_SHAPE = (CANVAS.n_mels, CANVAS.frames)
 """A stored mel: ``[256, 1024]``."""
 STALE_TEMP_SECONDS = 60.0
 """Temporary files older than this are left by killed writers (one file takes well under a second to write)."""
+_LEGACY_TEMP = re.compile(r"^\..+\.\d+\.tmp(\.tmp)?$")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -122,9 +125,18 @@ class DatasetStore:
         write_text(self.root / BUILD_CONFIG, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         write_text(self.root / TEXTS, "".join(line + "\n" for line in lines))
 
+    def temp_files(self) -> list[Path]:
+        """Temporary files of writers in the folder (``speakimg.io`` names, and the older builder's ``.<name>.<pid>.tmp``)."""
+        return sorted(p for p in self.root.rglob(".*") if is_temp_file(p) or _LEGACY_TEMP.match(p.name))
+
     def clean_temp_files(self, older_than_s: float = STALE_TEMP_SECONDS) -> list[Path]:
         """Remove the temporary files of killed writers (``speakimg.io.clean_temp_files``); returns them."""
         removed = clean_temp_files(self.root, older_than_s=older_than_s)
+        now = time.time()
+        for path in self.temp_files():  # names of builds before speakimg.io, e.g. ``.x.wav.123.tmp.tmp``
+            if _LEGACY_TEMP.match(path.name) and now - path.stat().st_mtime >= older_than_s:
+                path.unlink(missing_ok=True)
+                removed.append(path)
         if removed:
             log.info("removed %d temporary file(s) left by an interrupted run in %s", len(removed), self.root)
         return removed
@@ -247,10 +259,6 @@ class DatasetStore:
     def write_manifest(self, records: Sequence[ManifestRecord]) -> Path:
         """Write ``manifest.jsonl`` (atomically)."""
         return write_records(self.root, list(records))
-
-    def write_json(self, rel: str, data: dict) -> Path:
-        """Write a JSON file inside the dataset folder (atomically)."""
-        return write_json(self.root / rel, data)
 
 
 def _check_audio(data: bytes) -> str | None:
