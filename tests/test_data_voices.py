@@ -14,8 +14,9 @@ from speakimg.data.build import main
 from speakimg.data.report import dataset_report, format_report
 from speakimg.errors import ConfigError
 from speakimg.metrics import word_error_rate
-from speakimg.tts import ENGINES, EspeakTTS, FestivalTTS, VoiceSpec, get_voice, parse_voices
+from speakimg.tts import EspeakTTS, PiperTTS, VoiceSpec, get_voice, parse_voices
 
+VOICES = "festival,piper:joe,espeak"
 SENTENCES = [
     "A tired boy chewed cheese while the choir sang.",
     "Thin wet leaves fell softly on the quiet path.",
@@ -29,27 +30,20 @@ SENTENCES = [
 # ----------------------------------------------------------------------------- voice specs
 
 
-def test_voice_specs_parse_with_the_engine_factory(monkeypatch):
+def test_voice_specs_parse_with_the_engine_factory():
     assert parse_voices("festival, espeak:en-gb") == [VoiceSpec("festival"), VoiceSpec("espeak", "en-gb")]
     assert [str(v) for v in parse_voices(["transformers:facebook/mms-tts-eng"])] == [
         "transformers:facebook/mms-tts-eng"
     ]
-    with pytest.raises(ConfigError, match=r"unknown TTS engine 'piper' in voice spec 'piper:joe'"):
-        parse_voices("festival,piper:joe,espeak")  # until the Piper engine is registered
-
-    class Piper(FestivalTTS):  # what the realears lane registers: an engine taking voice=
-        def __init__(self, voice: str = "default", length_scale: float = 1.0) -> None:
-            self.voice = voice
-
-    monkeypatch.setitem(ENGINES, "piper", Piper)
-    voices = parse_voices("festival,piper:joe,espeak")
-    assert [str(v) for v in voices] == ["festival", "piper:joe", "espeak"]
-    engine = get_voice(voices[1], model="ignored: piper takes no model", device="cpu")
-    assert isinstance(engine, Piper) and engine.voice == "joe"
+    assert [str(v) for v in parse_voices("festival,piper:joe,espeak")] == ["festival", "piper:joe", "espeak"]
+    assert parse_voices("piper:real:piper-joe") == [VoiceSpec("piper", "real:piper-joe")]  # split at the first ':'
+    piper = get_voice("piper:joe", model="dropped: piper takes no model", device="cpu")
+    assert isinstance(piper, PiperTTS) and piper.voice == "joe" and piper.settings["noise_scale"] == 0.0
     espeak = get_voice("espeak:en-gb", model="dropped")  # options an engine does not take are dropped
     assert isinstance(espeak, EspeakTTS) and espeak.voice == "en-gb"
     for bad, message in [("", "no voice"), ("festival,,espeak", "empty entry"), ("festival,festival", "twice"),
-                         ("espeak:", "empty voice"), (":joe", "names no engine")]:  # fmt: skip
+                         ("espeak:", "empty voice"), (":joe", "names no engine"),
+                         ("festival,nope:x", "unknown TTS engine 'nope' in voice spec 'nope:x'")]:  # fmt: skip
         with pytest.raises(ConfigError, match=message):
             parse_voices(bad)
     with pytest.raises(ValueError, match="unknown TTS engine"):
@@ -74,13 +68,13 @@ def test_voices_are_dealt_evenly_and_deterministically():
 
 @pytest.fixture(scope="module")
 def two_voices(tmp_path_factory) -> tuple:
-    """SENTENCES spoken by festival and espeak, built with 2 workers and in-process (CLI and library)."""
+    """SENTENCES spoken by festival, Piper's joe and espeak, built with 2 workers and in-process (CLI and library)."""
     root = tmp_path_factory.mktemp("voices")
     texts = root / "texts.txt"
     texts.write_text("\n".join(SENTENCES) + "\n", "utf-8")
-    assert main(["--texts", str(texts), "--out", str(root / "a"), "--tts", "festival,espeak", "--workers", "2",
+    assert main(["--texts", str(texts), "--out", str(root / "a"), "--tts", VOICES, "--workers", "2",
                  "--val-fraction", "0.2", "--quiet"]) == 0  # fmt: skip
-    config = BuildConfig(tts="festival,espeak", val_fraction=0.2)
+    config = BuildConfig(tts=VOICES, val_fraction=0.2)
     summary = build_dataset(SENTENCES, root / "b", config, workers=0, progress=False)
     return root / "a", root / "b", summary
 
@@ -91,13 +85,18 @@ def test_a_multi_voice_build_records_each_voice(two_voices):
     a, b, summary = two_voices
     assert summary.built == 6 and digest(a) == digest(b)  # 1 or 2 workers: byte-identical
     records = read_manifest(a)
-    planned = {i.id: i.voice for i in plan_items(SENTENCES, 0, 0.2, ["festival", "espeak"])[0]}
+    planned = {i.id: i.voice for i in plan_items(SENTENCES, 0, 0.2, VOICES.split(","))[0]}
     assert {r.id: r.voice for r in records} == planned
-    assert sorted(r.voice for r in records) == ["espeak"] * 3 + ["festival"] * 3
-    assert all(r.tts == r.voice for r in records)  # the engine that spoke it
-    # the two voices really differ: espeak speaks the same words at another pace and timbre
-    by_voice = {v: [r.speech_seconds for r in records if r.voice == v] for v in ("festival", "espeak")}
-    assert by_voice["festival"] != by_voice["espeak"]
+    assert sorted(r.voice for r in records) == ["espeak"] * 2 + ["festival"] * 2 + ["piper:joe"] * 2
+    engines = {r.voice: r.tts for r in records}  # the engine that spoke it, and what decided its audio
+    assert engines == {"festival": "festival", "espeak": "espeak", "piper:joe": "piper:en_US-joe-medium"}
+    for record in records:
+        assert record.tts_settings["engine"] == record.tts
+        if record.voice == "piper:joe":
+            assert record.tts_settings["noise_scale"] == 0.0 and record.tts_settings["voice_file"].endswith(".onnx")
+    # the voices really differ: the same words at another pace
+    seconds = {v: sorted(r.speech_seconds for r in records if r.voice == v) for v in engines}
+    assert len({tuple(s) for s in seconds.values()}) == 3
     assert sum(r.split == "val" for r in records) == 1
 
 
@@ -105,25 +104,25 @@ def test_a_multi_voice_build_records_each_voice(two_voices):
 @pytest.mark.slow
 def test_the_report_breaks_durations_and_wer_down_by_voice(two_voices, tiny_whisper, tmp_path):
     a, _, _ = two_voices
-    report = dataset_report(a, whisper=str(tiny_whisper), samples=4, examples=2, out=tmp_path, gl_iters=2)
+    report = dataset_report(a, whisper=str(tiny_whisper), samples=3, examples=2, out=tmp_path, gl_iters=2)
     records = read_manifest(a)
-    for voice in ("festival", "espeak"):
+    for voice in VOICES.split(","):
         seconds = [r.speech_seconds for r in records if r.voice == voice]
         row = report["voices"][voice]
-        assert row["ok"] == 3 and row["failed"] == 0
+        assert row["ok"] == 2 and row["failed"] == 0
         assert row["speech_seconds"]["mean"] == pytest.approx(statistics.fmean(seconds), abs=1e-4)
         assert row["speech_seconds"]["max"] == pytest.approx(max(seconds), abs=1e-4)
     intel = report["intelligibility"]
     heard = [t["voice"] for t in intel["transcripts"]]
-    assert sorted(heard) == ["espeak", "espeak", "festival", "festival"]  # the voices take turns
+    assert sorted(heard) == ["espeak", "festival", "piper:joe"]  # the voices take turns: every voice is heard
     for voice, row in intel["by_voice"].items():
         rows = [t for t in intel["transcripts"] if t["voice"] == voice]
-        assert row["samples"] == len(rows) == 2
+        assert row["samples"] == len(rows) == 1
         refs = [t["text"] for t in rows]
         assert row["wer_stored_audio"] == pytest.approx(word_error_rate([t["stored_audio"] for t in rows], refs))
         assert row["wer_griffin_lim"] == pytest.approx(word_error_rate([t["griffin_lim"] for t in rows], refs))
     markdown = format_report(report)
-    assert "**By voice**" in markdown and "| espeak | 3 | 0 |" in markdown
+    assert "**By voice**" in markdown and "| piper:joe | 2 | 0 |" in markdown
 
 
 # ----------------------------------------------------------------------------- validation among built items

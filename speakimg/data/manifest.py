@@ -81,6 +81,8 @@ class ManifestRecord:
     """The voice spec that spoke the item (``festival``, ``piper:joe``, ...; see ``speakimg.tts.parse_voices``)."""
     checksums: dict[str, str] = field(default_factory=dict)
     """SHA-256 (hex) of the item's files, by path relative to DATA_DIR, recorded when they were written."""
+    tts_settings: dict = field(default_factory=dict)
+    """What decided the engine's audio (``TTSEngine.settings``: e.g. Piper's voice file and fixed noise scales)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -132,7 +134,7 @@ def _type_problem(name: str, value: object) -> str | None:
         return "must be a number"
     if name == "phoneme_ids" and not (isinstance(value, list) and all(_is_int(v) for v in value)):
         return "must be a list of integers (PL-BERT ids)"
-    if name in ("extra", "checksums") and not isinstance(value, dict):
+    if name in ("extra", "checksums", "tts_settings") and not isinstance(value, dict):
         return "must be an object"
     if name == "checksums" and not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         return "must map file paths to SHA-256 strings"

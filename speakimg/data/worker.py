@@ -124,6 +124,7 @@ def build_item(item: Item) -> ManifestRecord:
                 stretch_method=fitted.stretch_method,
                 voice=voice,
                 checksums={audio_rel: audio_sha, mel_rel: mel_sha},
+                tts_settings=dict(getattr(engine, "settings", {"engine": engine.name})),
             )
         except _EngineUnavailable as error:
             record = _error_record(item, config, str(error), **_text_fields(prepared))
