@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from speakimg.data.build import BuildConfig, build_dataset
+from speakimg.data import BuildConfig, build_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

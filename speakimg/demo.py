@@ -95,7 +95,7 @@ def run(
     from tqdm.auto import tqdm
 
     from speakimg import testing
-    from speakimg.data.build import BuildConfig, build_dataset
+    from speakimg.data import BuildConfig, build_dataset
     from speakimg.vocoder.export import export_checkpoint
 
     out = Path(out)

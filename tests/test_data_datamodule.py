@@ -12,7 +12,7 @@ import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
 
-from speakimg.data import MANIFEST, ManifestRecord, SpeechMelDataModule, read_manifest, write_records
+from speakimg.data import MANIFEST, CanvasFit, ManifestRecord, SpeechMelDataModule, read_manifest, write_records
 from speakimg.data.latents import VAE_META, cache_latents, latents_dir, vae_key
 from speakimg.errors import DataError
 
@@ -242,3 +242,89 @@ def test_latents_cli(festival_dataset, tmp_path, tiny_sd, capsys):
     assert f"latents: {folder}" in capsys.readouterr().out
     assert len(list(folder.glob("*.npy"))) == 2
     assert np.load(next(folder.glob("*.npy")), allow_pickle=False).dtype == np.float16
+
+
+# ---------------------------------------------------------------- prepare_data builds a missing dataset
+
+PREPARE_SENTENCES = [
+    "A tired boy chewed cheese while the choir sang.",
+    "Thin wet leaves fell softly on the quiet path.",
+    "Seven bright kites float above the harbor today.",
+    "The old clock in the hall struck nine at last.",
+]
+
+
+@pytest.fixture()
+def sentences_txt(tmp_path) -> Path:
+    path = tmp_path / "sentences.txt"
+    path.write_text("\n".join(PREPARE_SENTENCES) + "\n", "utf-8")
+    return path
+
+
+def test_prepare_data_builds_the_missing_dataset_once(tmp_path, sentences_txt):
+    from test_data_build import digest
+
+    from speakimg.data import BuildConfig, build_dataset
+
+    build = {"tts": "espeak", "val_fraction": 0.25, "fit": {"placement": "center"}}
+    dm = SpeechMelDataModule(str(tmp_path / "new"), batch_size=2, num_workers=0, sentences=str(sentences_txt),
+                             build=build, build_workers=0)  # fmt: skip
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_dataset) == 3 and len(dm.val_dataset) == 1
+    # the same dataset as the builder library makes from the same settings
+    config = BuildConfig(tts="espeak", val_fraction=0.25, fit=CanvasFit(placement="center"))
+    build_dataset(PREPARE_SENTENCES, tmp_path / "library", config, workers=0, progress=False)
+    assert digest(tmp_path / "new") == digest(tmp_path / "library")
+    stamp = (tmp_path / "new" / MANIFEST).stat().st_mtime_ns
+    SpeechMelDataModule(str(tmp_path / "new"), sentences=str(sentences_txt), build=build).prepare_data()
+    assert (tmp_path / "new" / MANIFEST).stat().st_mtime_ns == stamp  # there: not built again
+
+
+def test_bad_build_settings_fail_when_the_module_is_made(tmp_path):
+    from speakimg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.build: unknown setting\(s\) \['ttz'\]; accepted: .*'tts'"):
+        SpeechMelDataModule(str(tmp_path), build={"ttz": "espeak"})
+    with pytest.raises(ConfigError, match="unknown TTS engine 'nope'"):
+        SpeechMelDataModule(str(tmp_path), build={"tts": "nope"})
+    with pytest.raises(DataError, match="or set the data module's `sentences`"):
+        SpeechMelDataModule(str(tmp_path / "missing")).setup("fit")
+
+
+class _BuildOnce(SpeechMelDataModule):
+    """Records which rank built the dataset."""
+
+    def _build(self) -> None:
+        import os
+
+        with open(Path(self.data_dir).parent / "built-by.txt", "a") as handle:
+            handle.write(f"{os.environ.get('LOCAL_RANK', '0')},{self.trainer.global_rank}\n")
+        super()._build()
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_prepare_data_builds_on_rank_zero_only_under_ddp(tmp_path, sentences_txt):
+    dm = _BuildOnce(str(tmp_path / "ddp"), batch_size=1, num_workers=0, sentences=str(sentences_txt),
+                    build={"tts": "espeak", "val_fraction": 0.0}, build_workers=1)  # fmt: skip
+    trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1, limit_val_batches=0,
+                      logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                      enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(_Recorder(str(tmp_path)), datamodule=dm)
+    assert (tmp_path / "built-by.txt").read_text().splitlines() == ["0,0"]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(r.id for r in read_manifest(tmp_path / "ddp"))
+    assert len(ranks[0]) == len(ranks[1]) == 2
+
+
+def test_prepare_data_resumes_an_interrupted_build(tmp_path, sentences_txt):
+    from speakimg.data import BuildConfig, build_dataset
+
+    config = BuildConfig(tts="espeak", val_fraction=0.0)
+    build_dataset(PREPARE_SENTENCES, tmp_path / "d", config, workers=0, shard=(0, 2), progress=False)
+    assert len(read_manifest(tmp_path / "d")) == 2  # half built, manifest written: an interrupted build
+    dm = SpeechMelDataModule(str(tmp_path / "d"), num_workers=0, sentences=str(sentences_txt),
+                             build={"tts": "espeak", "val_fraction": 0.0}, build_workers=0)  # fmt: skip
+    dm.prepare_data()
+    assert [r.text for r in read_manifest(tmp_path / "d")] == PREPARE_SENTENCES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from speakimg.data.datamodule import EpochShuffleSampler
+from speakimg.data.epochs import EpochSampler as EpochShuffleSampler
 
 
 def test_each_epoch_is_a_seeded_permutation_independent_of_the_global_rng():

@@ -12,7 +12,8 @@ from vocoder_helpers import one_thread  # noqa: F401  (an autouse fixture)
 
 from speakimg.audio import load_audio, log_mel
 from speakimg.data.manifest import read_manifest
-from speakimg.data.vocoder import EpochSampler, VocoderClips, VocoderDataModule, VocoderSegments
+from speakimg.data.vocoder import SegmentSampler as EpochSampler
+from speakimg.data.vocoder import VocoderClips, VocoderDataModule, VocoderSegments
 from speakimg.errors import ConfigError, DataError
 
 

@@ -17,6 +17,7 @@ import soundfile as sf
 import torch
 
 from speakimg.errors import AudioError
+from speakimg.io import atomic_path
 
 __all__ = ["load_audio", "save_audio", "peak_normalize", "check_audio", "resample"]
 
@@ -113,8 +114,6 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
         raise AudioError(f"save_audio expects mono audio [T], got shape {x.shape}")
     check_audio(x, str(path), allow_silent=True)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(str(tmp), np.clip(x, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # a unique temporary name that clean_temp_files recognises
+        sf.write(str(tmp), np.clip(x, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     return path

@@ -1,6 +1,8 @@
-"""Datasets: the speech dataset layout (manifest), its builder and report, and the DataModules.
+"""Datasets: the speech dataset layout (manifest), its store, builder, verification and report, the DataModules.
 
-``SpeechMelDataModule`` (Lightning) is imported on first use, so ``import speakimg.data`` stays light.
+Library entry points (the ``build`` / ``verify`` / ``report`` modules are command lines): ``build_dataset``,
+``merge_datasets``, ``BuildConfig``, ``DatasetStore``, ``verify_dataset``, ``repair_dataset``.
+Everything is imported on first use, so ``import speakimg.data`` stays light.
 """
 
 from __future__ import annotations
@@ -8,39 +10,33 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from speakimg.data.manifest import (
-    BUILD_CONFIG,
-    CANVAS_SAMPLES,
-    MANIFEST,
-    ManifestRecord,
-    load_mel,
-    load_record_audio,
-    read_manifest,
-    write_records,
-)
-
 _LAZY = {
+    "BUILD_CONFIG": "speakimg.data.manifest",
+    "CANVAS_SAMPLES": "speakimg.data.manifest",
+    "MANIFEST": "speakimg.data.manifest",
+    "ManifestRecord": "speakimg.data.manifest",
+    "load_mel": "speakimg.data.manifest",
+    "load_record_audio": "speakimg.data.manifest",
+    "read_manifest": "speakimg.data.manifest",
+    "write_records": "speakimg.data.manifest",
     "SpeechMelDataModule": "speakimg.data.datamodule",
     "SpeechMelDataset": "speakimg.data.datamodule",
     "collate_speech": "speakimg.data.datamodule",
-    "BuildConfig": "speakimg.data.build",
-    "build_dataset": "speakimg.data.build",
-    "merge_datasets": "speakimg.data.build",
+    "BuildConfig": "speakimg.data.plan",
+    "plan_items": "speakimg.data.plan",
+    "BuildSummary": "speakimg.data.builder",
+    "build_dataset": "speakimg.data.builder",
+    "merge_datasets": "speakimg.data.builder",
+    "DatasetStore": "speakimg.data.store",
+    "Verification": "speakimg.data.integrity",
+    "verify_dataset": "speakimg.data.integrity",
+    "repair_dataset": "speakimg.data.integrity",
+    "EpochSampler": "speakimg.data.epochs",
     "CanvasFit": "speakimg.data.canvas",
     "cache_latents": "speakimg.data.latents",
 }
 
-__all__ = [
-    "BUILD_CONFIG",
-    "CANVAS_SAMPLES",
-    "MANIFEST",
-    "ManifestRecord",
-    "load_mel",
-    "load_record_audio",
-    "read_manifest",
-    "write_records",
-    *_LAZY,
-]
+__all__ = [*_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,10 @@ VAE's ``scaling_factor``) and ``vae.json`` (which VAE, its scaling factor and fi
 ``SpeechMelDataModule(latents_vae=...)`` fills the same cache in ``prepare_data`` and then yields
 ``"latents"`` instead of ``"image"``. ``<vae-key>`` is the VAE name as given (a hub id or a path),
 made file-safe: use the same string when caching and training.
+
+A stored mel with NaN or infinite values is refused before it is encoded (``load_mel`` names the file),
+and :func:`check_latent_caches` (what ``python -m speakimg.data.verify`` runs) finds broken latents and
+stale ones (of items no longer in the dataset, or rebuilt since: the builder removes those).
 """
 
 from __future__ import annotations
@@ -19,22 +23,37 @@ import json
 import logging
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from speakimg.audio import CANVAS_FRAMES, LOG_MEL_MIN, fit_canvas, mel_to_image, to_vae_range
+from speakimg.audio.canvas import CANVAS
 from speakimg.data.manifest import ManifestRecord, load_mel, read_manifest
 from speakimg.errors import DataError
+from speakimg.io import save_npy, write_json
 from speakimg.loading import load_vae, vae_folder
 
-__all__ = ["LATENTS", "VAE_META", "cache_latents", "latents_dir", "mel_to_vae_input", "vae_key"]
+__all__ = [
+    "LATENTS",
+    "LATENT_SHAPE",
+    "VAE_META",
+    "LatentCacheCheck",
+    "cache_latents",
+    "check_latent_caches",
+    "latents_dir",
+    "mel_to_vae_input",
+    "vae_key",
+]
 
 log = logging.getLogger("speakimg.data.latents")
 
 LATENTS = "latents"
 VAE_META = "vae.json"
+LATENT_SHAPE = CANVAS.latent_shape
+"""A cached latent: ``[4, 32, 128]``."""
 
 
 def mel_to_vae_input(logmel: torch.Tensor) -> torch.Tensor:
@@ -70,13 +89,6 @@ def _fingerprint(folder: Path) -> str:
     for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         digest.update(f"{path.name}:{path.stat().st_size}".encode())
     return digest.hexdigest()[:16]
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -125,20 +137,77 @@ def cache_latents(
         "latent": "posterior mean x scaling_factor",
         "dtype": "float16",
     }
-    tmp_meta = meta_path.with_name(f".{VAE_META}.{os.getpid()}.tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
-    os.replace(tmp_meta, meta_path)
+    write_json(meta_path, meta)
     bar = tqdm(total=len(todo), desc=f"latents {vae_key(vae)}", unit="item", disable=not progress)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         images = torch.stack([mel_to_vae_input(load_mel(data_dir, r)) for r in chunk])
         latents = model.encode(images.to(device, dtype)).latent_dist.mean * scaling
         for record, latent in zip(chunk, latents.float().cpu().numpy().astype(np.float16), strict=True):
-            _save_npy(out / f"{record.id}.npy", latent)
+            save_npy(out / f"{record.id}.npy", latent)
         bar.update(len(chunk))
     bar.close()
     log.info("cached %d latents in %s (scaling factor %s)", len(todo), out, scaling)
     return out
+
+
+@dataclass
+class LatentCacheCheck:
+    """What :func:`check_latent_caches` found in one ``latents/<vae-key>/`` folder."""
+
+    folder: Path
+    vae: str | None
+    cached: int = 0
+    missing: int = 0
+    """Ok items without a latent yet (not a fault: the data module or ``speakimg.data.latents`` adds them)."""
+    stale: list[Path] = field(default_factory=list)
+    """Latents of items that are not ok items of the dataset."""
+    broken: dict[Path, str] = field(default_factory=dict)
+    """Unreadable, wrongly shaped or non-finite latents, and what is wrong with each."""
+    problem: str | None = None
+    """A problem of the folder itself (no readable ``vae.json``)."""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.stale or self.broken or self.problem)
+
+
+def _latent_problem(path: Path) -> str | None:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        return f"not a readable .npy ({error})"
+    if tuple(array.shape) != LATENT_SHAPE or array.dtype.kind != "f":
+        return f"shape {tuple(array.shape)} and dtype {array.dtype}, expected float {LATENT_SHAPE}"
+    if not np.isfinite(array).all():
+        return f"{int(array.size - np.isfinite(array).sum())} NaN or infinite values"
+    return None
+
+
+def check_latent_caches(data_dir: str | os.PathLike, ok_ids: set[str]) -> list[LatentCacheCheck]:
+    """Check every latent cache of a dataset: each latent readable, ``[4, 32, 128]`` and finite; stale ones."""
+    root = Path(data_dir) / LATENTS
+    checks = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        check = LatentCacheCheck(folder=folder, vae=None)
+        try:
+            check.vae = json.loads((folder / VAE_META).read_text("utf-8")).get("vae")
+        except (OSError, ValueError) as error:
+            check.problem = f"{folder / VAE_META}: missing or unreadable ({type(error).__name__}); delete {folder}"
+        present = set()
+        for path in sorted(folder.glob("*.npy")):
+            uid = path.stem
+            if uid not in ok_ids:
+                check.stale.append(path)
+                continue
+            present.add(uid)
+            problem = _latent_problem(path)
+            if problem:
+                check.broken[path] = problem
+        check.cached = len(present) - len(check.broken)
+        check.missing = len(ok_ids - present)
+        checks.append(check)
+    return checks
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,9 @@ sentences) and ``durations.png`` (speech durations and canvas fill). Reported:
 
 - items: ok / failed (by kind) / train / val;
 - speech durations, canvas fill (speech seconds / 10 s), stretch factors, where speech starts;
+- per voice (multi-voice datasets: ``--tts festival,espeak``): items, durations, canvas fill, WER;
+- **short items**: speech shorter than ``--min-speech-seconds`` (default 1 s), usually a TTS failure
+  (a clipped rendering) or a one-word line; the vocoder trains on such clips mostly as silence;
 - phoneme coverage: the 39 English phonemes (ARPAbet) and how often each occurs;
 - an **intelligibility ceiling**: Whisper transcribes a sample of the stored audio, and of its
   Griffin-Lim re-synthesis from the stored mel (what a weight-free vocoder gets back from a perfect
@@ -35,6 +38,7 @@ import torch
 from speakimg.data.canvas import SPEECH_SAMPLES
 from speakimg.data.manifest import BUILD_CONFIG, ManifestRecord, load_mel, load_record_audio, read_manifest
 from speakimg.errors import DataError
+from speakimg.io import write_text
 
 __all__ = ["dataset_report", "format_report", "main"]
 
@@ -54,15 +58,40 @@ def _stats(values: Sequence[float]) -> dict:
     }
 
 
+def voice_of(record: ManifestRecord) -> str:
+    """The voice spec of a record (its engine for datasets built before voices were recorded)."""
+    return record.voice or record.tts
+
+
+def _by_voice(records: Sequence[ManifestRecord]) -> dict[str, list[ManifestRecord]]:
+    groups: dict[str, list[ManifestRecord]] = {}
+    for record in records:
+        groups.setdefault(voice_of(record), []).append(record)
+    return groups
+
+
+def _sample(records: list[ManifestRecord], n: int, seed: int) -> list[ManifestRecord]:
+    """``n`` records drawn with ``seed``, the voices taking turns (every voice is heard), in input order."""
+    shuffled = [
+        random.Random(f"{seed}:{voice}").sample(group, len(group)) for voice, group in _by_voice(records).items()
+    ]
+    chosen = []
+    while len(chosen) < min(n, len(records)):
+        for group in shuffled:
+            if group and len(chosen) < n:
+                chosen.append(group.pop())
+    return sorted(chosen, key=lambda r: r.index)
+
+
 def _intelligibility(
     data_dir: Path, records: list[ManifestRecord], whisper: str, samples: int, seed: int, gl_iters: int, device
 ) -> dict:
     from tqdm.auto import tqdm
 
     from speakimg.audio import griffin_lim
-    from speakimg.metrics import WhisperWER
+    from speakimg.metrics import WhisperWER, word_error_rate
 
-    chosen = sorted(random.Random(seed).sample(records, min(samples, len(records))), key=lambda r: r.index)
+    chosen = _sample(records, samples, seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     metric = WhisperWER(whisper, device=device)
     stored, resynth = [], []
@@ -80,14 +109,24 @@ def _intelligibility(
         wers[name] = float(metric.compute())
         texts[name] = [hypothesis for _, hypothesis in metric.transcripts]
     stored_text, gl_text = texts["stored_audio"], texts["griffin_lim"]
+    by_voice = {}
+    for voice in _by_voice(chosen):
+        rows = [k for k, r in enumerate(chosen) if voice_of(r) == voice]
+        refs = [references[k] for k in rows]
+        by_voice[voice] = {
+            "samples": len(rows),
+            "wer_stored_audio": word_error_rate([stored_text[k] for k in rows], refs),
+            "wer_griffin_lim": word_error_rate([gl_text[k] for k in rows], refs),
+        }
     return {
         "whisper": str(whisper),
         "samples": len(chosen),
         "griffin_lim_iters": gl_iters,
         "wer_stored_audio": wers["stored_audio"],
         "wer_griffin_lim": wers["griffin_lim"],
+        "by_voice": by_voice,
         "transcripts": [
-            {"id": r.id, "text": r.text, "stored_audio": a, "griffin_lim": g}
+            {"id": r.id, "text": r.text, "voice": voice_of(r), "stored_audio": a, "griffin_lim": g}
             for r, a, g in zip(chosen, stored_text, gl_text, strict=True)
         ],
     }
@@ -140,6 +179,7 @@ def dataset_report(
     seed: int = 0,
     gl_iters: int = 64,
     device: str | None = None,
+    min_speech_seconds: float = 1.0,
 ) -> dict:
     """Compute the report of a built dataset, write its files, and return it as a dict.
 
@@ -152,6 +192,7 @@ def dataset_report(
         out: output folder (default ``DATA_DIR/report``).
         gl_iters: Griffin-Lim iterations of the re-synthesis.
         device: torch device of Whisper (default: CUDA if available).
+        min_speech_seconds: items with less speech are listed (and logged) as short.
     """
     from speakimg.text import SYMBOL_TO_ID, UNKNOWN, phoneme_coverage
 
@@ -194,12 +235,33 @@ def dataset_report(
     picked = sorted(random.Random(seed).sample(records, min(examples, len(records))), key=lambda r: r.index)
     _spectrogram_grid(out / "spectrograms.png", data_dir, picked)
     _durations_plot(out / "durations.png", seconds)
+    report["voices"] = {
+        voice: {
+            "ok": sum(r.status == "ok" for r in group),
+            "failed": sum(r.status != "ok" for r in group),
+            "speech_seconds": _stats([r.speech_seconds for r in group if r.status == "ok"]),
+            "canvas_fill": _stats([r.speech_seconds * 16000 / SPEECH_SAMPLES for r in group if r.status == "ok"]),
+        }
+        for voice, group in _by_voice(everything).items()
+    }
+    short = [r for r in records if r.speech_seconds < min_speech_seconds]
+    report["short_items"] = {
+        "min_speech_seconds": min_speech_seconds,
+        "items": [
+            {"id": r.id, "text": r.text, "voice": voice_of(r), "speech_seconds": r.speech_seconds} for r in short
+        ],
+    }
+    if short:
+        log.warning(
+            "%s: %d item(s) with less than %.1f s of speech (e.g. %s, %.2f s: %r): TTS failures or one-word lines?",
+            data_dir, len(short), min_speech_seconds, short[0].id, short[0].speech_seconds, short[0].text,
+        )  # fmt: skip
     report["files"] = {"spectrograms": str(out / "spectrograms.png"), "durations": str(out / "durations.png")}
     if whisper is not None and str(whisper).lower() != "none":
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         report["intelligibility"] = _intelligibility(data_dir, records, str(whisper), samples, seed, gl_iters, device)
-    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    (out / "report.md").write_text(format_report(report), "utf-8")
+    write_text(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text(out / "report.md", format_report(report))
     return report
 
 
@@ -230,6 +292,24 @@ def format_report(report: dict) -> str:
         "",
         f"Stretch methods: {report['stretch'].get('methods', {})}",
         "",
+    ]
+    voices = report.get("voices", {})
+    if len(voices) > 1:
+        lines += ["**By voice**:", "", "| voice | ok | failed | speech seconds (min / mean / max) | canvas fill (mean) |",
+                  "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        for voice, v in voices.items():
+            sec, fill = v["speech_seconds"], v["canvas_fill"]
+            span = f"{sec['min']:g} / {sec['mean']:g} / {sec['max']:g}" if sec else "-"
+            lines.append(f"| {voice} | {v['ok']} | {v['failed']} | {span} | {fill.get('mean', '-')} |")
+        lines.append("")
+    short = report.get("short_items", {}).get("items", [])
+    if short:
+        limit = report["short_items"]["min_speech_seconds"]
+        lines += [f"**Warning**: {len(short)} item(s) with less than {limit:g} s of speech (TTS failures or "
+                  "one-word lines? the vocoder trains on them mostly as silence):", ""]  # fmt: skip
+        lines += [f"- `{i['id']}` ({i['voice']}, {i['speech_seconds']:g} s): {i['text']}" for i in short[:20]]
+        lines.append("")
+    lines += [
         f"**Phoneme coverage**: {cov['fraction']:.0%} of the 39 English phonemes"
         + (f"; missing: {', '.join(cov['missing'])}" if cov["missing"] else "")
         + f"; unknown symbol ids: {report['phonemes']['unknown_ids']}",
@@ -250,6 +330,11 @@ def format_report(report: dict) -> str:
             f"| Griffin-Lim ({intel['griffin_lim_iters']} it.) from the stored mel | {intel['wer_griffin_lim']:.1%} |",
             "",
         ]
+        if len(intel.get("by_voice", {})) > 1:
+            lines += ["| voice | items | WER stored audio | WER Griffin-Lim |", "| --- | --- | --- | --- |"]
+            for voice, v in intel["by_voice"].items():
+                lines.append(f"| {voice} | {v['samples']} | {v['wer_stored_audio']:.1%} | {v['wer_griffin_lim']:.1%} |")
+            lines.append("")
     lines += ["![spectrograms](spectrograms.png)", "", "![durations](durations.png)", ""]
     return "\n".join(lines)
 
@@ -265,10 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gl-iters", type=int, default=64, help="Griffin-Lim iterations")
     parser.add_argument("--device", default=None, help="Whisper's device (default: cuda if available)")
+    parser.add_argument("--min-speech-seconds", type=float, default=1.0, help="list items with less speech")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     report = dataset_report(args.data_dir, args.whisper, args.samples, args.examples, args.out, args.seed,
-                            args.gl_iters, args.device)  # fmt: skip
+                            args.gl_iters, args.device, args.min_speech_seconds)  # fmt: skip
     print(format_report(report))
     print(f"written to {Path(report['files']['spectrograms']).parent}")
 

@@ -16,9 +16,14 @@ Where the mels come from (``mel_dir``):
 The loss mel is always computed from the real audio by the module. Segments are drawn inside the
 speech of each clip (``speech_start`` samples, ``speech_seconds`` long, when the manifest has them).
 
-Randomness is a pure function of ``(seed, epoch, item)`` and the loader records how far into the
-epoch it got, so a run resumed from any checkpoint (mid-epoch included) sees exactly the batches the
-uninterrupted run would have seen. Under DDP every rank reads its own shard of each epoch.
+Randomness is a pure function of ``(seed, epoch, item)`` and the data module records how far into
+the epoch training got (:mod:`speakimg.data.epochs`), so a run resumed from any checkpoint (mid-epoch
+included, with any ``num_workers``) sees exactly the batches the uninterrupted run would have seen.
+Under DDP every rank reads its own shard of each epoch.
+
+Clips whose speech is shorter than ``segment_size`` are used (their segments are padded with the
+clip's silence, as the original HiFi-GAN pads short clips), but ``setup`` warns, naming how many and
+an example: a dataset of mostly short clips trains the vocoder on silence.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +39,14 @@ import numpy as np
 import soundfile as sf
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from speakimg.audio import LOG_MEL_MIN, MelConfig, log_mel
-from speakimg.data.manifest import ManifestRecord, read_manifest
+from speakimg.data.epochs import EpochSampler, ResumableEpochs
+from speakimg.data.manifest import ManifestRecord, read_manifest, repair_hint
 from speakimg.errors import ConfigError, DataError
 
-__all__ = ["HOP", "VocoderSegments", "VocoderClips", "EpochSampler", "VocoderDataModule"]
+__all__ = ["HOP", "VocoderSegments", "VocoderClips", "SegmentSampler", "VocoderDataModule"]
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +101,8 @@ class _ClipReader:
             raise DataError(f"{path}: no mel for record {record.id} in '{self.mel_dir}'.{hint}")
         try:
             mel = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise DataError(f"{path}: cannot read the mel of {record.id} ({error})") from error
+        except (OSError, ValueError, EOFError) as error:  # e.g. truncated: shorter than its header says
+            raise DataError(f"{path}: cannot read the mel of {record.id} ({error}); {self._fix()}") from error
         if mel.ndim != 2 or mel.shape[0] != self.mel_config.n_mels:
             raise DataError(
                 f"{path}: mel of shape {mel.shape}, expected [{self.mel_config.n_mels}, frames] "
@@ -104,13 +110,20 @@ class _ClipReader:
             )
         return mel
 
+    def _fix(self) -> str:
+        if self.mel_dir in (None, "mels"):
+            return repair_hint(self.data_dir)
+        return f"write it again with `python -m speakimg.vocoder.prepare_mels {self.data_dir} --vae MODEL --out {self.mel_dir}`"
+
     def frames(self, record: ManifestRecord, mel: np.ndarray | None) -> tuple[int, int]:
         """``(audio samples, usable frames)`` of a record."""
         path = self.audio_path(record)
         try:
             info = sf.info(str(path))
         except Exception as error:
-            raise DataError(f"{path}: cannot read the audio of {record.id} ({error})") from error
+            raise DataError(
+                f"{path}: cannot read the audio of {record.id} ({error}); {repair_hint(self.data_dir)}"
+            ) from error
         if info.samplerate != self.mel_config.sample_rate:
             raise DataError(
                 f"{path}: sampled at {info.samplerate} Hz, the vocoder data must be {self.mel_config.sample_rate} Hz"
@@ -137,7 +150,9 @@ class _ClipReader:
         try:
             audio, _ = sf.read(str(path), start=start * HOP, frames=n, dtype="float32", always_2d=True)
         except Exception as error:
-            raise DataError(f"{path}: cannot read the audio of {record.id} ({error})") from error
+            raise DataError(
+                f"{path}: cannot read the audio of {record.id} ({error}); {repair_hint(self.data_dir)}"
+            ) from error
         audio = torch.from_numpy(np.ascontiguousarray(audio.mean(axis=1)))
         if audio.numel() < n:
             audio = torch.nn.functional.pad(audio, (0, n - audio.numel()))
@@ -149,14 +164,16 @@ class _ClipReader:
             if mel_t.shape[1] < num_frames:
                 mel_t = torch.nn.functional.pad(mel_t, (0, num_frames - mel_t.shape[1]), value=LOG_MEL_MIN)
         if not torch.isfinite(mel_t).all():
-            raise DataError(f"{self.mel_path(record) or path}: the mel of {record.id} has NaN or infinite values")
+            raise DataError(
+                f"{self.mel_path(record) or path}: the mel of {record.id} has NaN or infinite values; {self._fix()}"
+            )
         return {"mel": mel_t, "audio": audio.unsqueeze(0), "id": record.id}
 
 
 class VocoderSegments(Dataset):
     """Training items: a random ``segment_size`` crop inside the speech of each clip.
 
-    Indexed by ``(index, epoch)`` (what :class:`EpochSampler` yields): the crop is a pure function of
+    Indexed by ``(index, epoch)`` (what :class:`SegmentSampler` yields): the crop is a pure function of
     ``(seed, epoch, index)``. A plain integer index means epoch 0.
     """
 
@@ -218,13 +235,11 @@ class VocoderClips(Dataset):
         return self.reader.read(record, mel, first, length)
 
 
-class EpochSampler(DistributedSampler):
-    """Deterministic epochs of ``(index, epoch)`` keys, sharded over ranks, resumable mid-epoch.
+class SegmentSampler(EpochSampler):
+    """:class:`~speakimg.data.epochs.EpochSampler` over a dataset's items, yielding ``(index, epoch)`` keys.
 
-    Epoch ``e`` is a permutation drawn from ``seed + e`` (repeated and cut to ``samples_per_epoch``
-    when given); rank ``r`` of ``R`` takes every ``R``-th key. ``resume_from(epoch, batches)`` makes
-    the next pass over ``epoch`` skip the batches a checkpointed run had already consumed. Being a
-    ``DistributedSampler``, Lightning keeps it instead of injecting its own.
+    Only full batches (``drop_last``); ``samples_per_epoch`` repeats the items (further permutations).
+    Being a ``DistributedSampler``, Lightning keeps it instead of injecting its own.
     """
 
     def __init__(
@@ -236,43 +251,13 @@ class EpochSampler(DistributedSampler):
         seed: int = 1234,
         samples_per_epoch: int | None = None,
     ) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        self.batch_size = batch_size
-        total = samples_per_epoch or len(dataset)
-        self.per_rank = (total // num_replicas // batch_size) * batch_size
-        if self.per_rank == 0:
-            raise ConfigError(
-                f"an epoch of {total} segments gives no full batch of {batch_size} on each of {num_replicas} "
-                "process(es): lower batch_size or raise samples_per_epoch"
-            )
-        self.total_size = self.per_rank * num_replicas
-        self.num_samples = self.per_rank
-        self._skip: tuple[int, int] | None = None
+        super().__init__(len(dataset), batch_size, num_replicas, rank, seed, samples_per_epoch, drop_last=True)
 
-    def resume_from(self, epoch: int, batches: int) -> None:
-        """Skip ``batches`` batches the next time ``epoch`` is iterated (once)."""
-        self._skip = (epoch, batches)
-
-    def _order(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        n = len(self.dataset)
-        order: list[int] = []
-        while len(order) < self.total_size:
-            order += torch.randperm(n, generator=g).tolist()
-        return order[: self.total_size]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        keys = self._order()[self.rank : self.total_size : self.num_replicas]
-        skip, self._skip = self._skip, None
-        if skip is not None and skip[0] == self.epoch:
-            keys = keys[skip[1] * self.batch_size :]
-        return iter([(i, self.epoch) for i in keys])
-
-    def __len__(self) -> int:
-        return self.per_rank
+    def key(self, index: int) -> tuple[int, int]:
+        return (index, self.epoch)
 
 
-class VocoderDataModule(LightningDataModule):
+class VocoderDataModule(ResumableEpochs, LightningDataModule):
     """Random segments of a built speech dataset for HiFi-GAN training (see the module docstring).
 
     Args:
@@ -322,8 +307,6 @@ class VocoderDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.train_records: list[ManifestRecord] = []
         self.val_records: list[ManifestRecord] = []
-        self._sampler: EpochSampler | None = None
-        self._resume: tuple[int, int] | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_records:
@@ -349,19 +332,36 @@ class VocoderDataModule(LightningDataModule):
         self.train_records, self.val_records = train, val
         reader = _ClipReader(Path(self.data_dir), self.mel_dir, MelConfig())
         reader.open_mel(train[0])  # fail early on a missing mel folder, with the hint
+        self._warn_short_clips(reader)
+
+    def _warn_short_clips(self, reader: _ClipReader) -> None:
+        """Warn when training clips hold less speech (or audio) than one segment."""
+        segment_frames = self.segment_size // HOP
+        short = []
+        for record in self.train_records:
+            _, frames = reader.frames(record, None)
+            first, end = reader.speech_frames(record, frames)
+            if end - first < segment_frames:
+                short.append((record, (end - first) * HOP / reader.mel_config.sample_rate))
+        if short:
+            record, seconds = short[0]
+            message = (
+                f"{self.data_dir}: {len(short)} of {len(self.train_records)} training clips hold less speech than "
+                f"one segment ({self.segment_size / reader.mel_config.sample_rate:.2f} s), e.g. {record.id} "
+                f"({seconds:.2f} s, {reader.audio_path(record)}): their segments are padded with silence. Lower "
+                "segment_size, or drop such clips if they are TTS failures (speakimg.data.report lists them)."
+            )
+            warnings.warn(message, UserWarning, stacklevel=2)
 
     def train_dataloader(self) -> DataLoader:
         dataset = VocoderSegments(self.data_dir, self.train_records, self.segment_size, self.mel_dir, self.seed)
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        self._sampler = EpochSampler(dataset, self.batch_size, world, rank, self.seed, self.samples_per_epoch)
-        if self._resume is not None:
-            self._sampler.resume_from(*self._resume)
-            self._resume = None
+        sampler = SegmentSampler(dataset, self.batch_size, world, rank, self.seed, self.samples_per_epoch)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=self._sampler,
+            sampler=self._start_epoch(sampler),
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -371,18 +371,3 @@ class VocoderDataModule(LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         dataset = VocoderClips(self.data_dir, self.val_records, self.val_max_frames, self.mel_dir)
         return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=min(self.num_workers, 2))
-
-    # ----------------------------------------------------------------------- exact resume (mid-epoch)
-    def state_dict(self) -> dict[str, Any]:
-        trainer = self.trainer
-        if trainer is None or trainer.state.fn != "fit":
-            return {}
-        # batch_idx is the last batch whose training step ran: everything up to it has been consumed.
-        return {"epoch": int(trainer.current_epoch), "batches": int(trainer.fit_loop.epoch_loop.batch_idx) + 1}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "epoch" in state_dict:
-            self._resume = (int(state_dict["epoch"]), int(state_dict["batches"]))
-            if self._sampler is not None:
-                self._sampler.resume_from(*self._resume)
-                self._resume = None

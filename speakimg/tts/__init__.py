@@ -1,9 +1,17 @@
-"""Text-to-speech backends behind one interface: ``get_engine(name).synthesize(text) -> 16 kHz audio``."""
+"""Text-to-speech backends behind one interface: ``get_engine(name).synthesize(text) -> 16 kHz audio``.
+
+A **voice spec** names an engine and, optionally, its voice: ``festival``, ``espeak:en-gb``,
+``piper:joe``, ``transformers:facebook/mms-tts-eng``; several comma-separated specs
+(``festival,piper:joe,espeak``) make a multi-voice dataset (:func:`parse_voices`, :func:`get_voice`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+from speakimg.errors import ConfigError
 from speakimg.tts.base import TTSEngine, TTSError
 from speakimg.tts.espeak import EspeakTTS
 from speakimg.tts.festival import FestivalTTS
@@ -20,7 +28,10 @@ __all__ = [
     "TTSEngine",
     "TTSError",
     "TransformersTTS",
+    "VoiceSpec",
     "get_engine",
+    "get_voice",
+    "parse_voices",
 ]
 
 
@@ -39,6 +50,9 @@ voice folder, installed voice package such as ``joe``, or ``real:piper-joe``; of
 id or folder, e.g. VITS/MMS).
 """
 
+VOICE_PARAMETERS: dict[str, str] = {"transformers": "model", "tacotron2": "bundle"}
+"""The factory argument that the ``<voice>`` of ``engine:<voice>`` sets (``voice`` for every other engine)."""
+
 
 def get_engine(name: str = "festival", **kwargs) -> TTSEngine:
     """Instantiate a TTS engine by name (``festival`` by default)."""
@@ -46,4 +60,68 @@ def get_engine(name: str = "festival", **kwargs) -> TTSEngine:
         factory = ENGINES[name]
     except KeyError:
         raise ValueError(f"unknown TTS engine {name!r}; choose one of {sorted(ENGINES)}") from None
+    return factory(**kwargs)
+
+
+@dataclass(frozen=True)
+class VoiceSpec:
+    """One voice: an engine name and, optionally, the engine's voice (``str()`` gives ``engine[:voice]``)."""
+
+    engine: str
+    voice: str | None = None
+
+    def __str__(self) -> str:
+        return self.engine if self.voice is None else f"{self.engine}:{self.voice}"
+
+    @classmethod
+    def parse(cls, text: str) -> VoiceSpec:
+        """``"piper:joe"`` -> ``VoiceSpec("piper", "joe")``; the engine must be one of :data:`ENGINES`."""
+        engine, sep, voice = text.strip().partition(":")
+        engine, voice = engine.strip(), voice.strip()
+        if not engine:
+            raise ConfigError(f"voice spec {text!r} names no engine; write ENGINE or ENGINE:VOICE, e.g. festival")
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown TTS engine {engine!r} in voice spec {text!r}; choose one of {sorted(ENGINES)}")
+        if sep and not voice:
+            raise ConfigError(f"voice spec {text!r} has an empty voice after ':'; write {engine} or {engine}:VOICE")
+        return cls(engine, voice or None)
+
+
+def parse_voices(spec: str | Iterable[str]) -> list[VoiceSpec]:
+    """Voice specs of ``"festival,piper:joe,espeak"`` (or of a list of specs), in order, without duplicates.
+
+    Raises:
+        ConfigError: an empty spec, an unknown engine, an empty voice or a voice given twice.
+    """
+    parts = spec.split(",") if isinstance(spec, str) else [str(s) for s in spec]
+    if not any(p.strip() for p in parts):
+        raise ConfigError(f"no voice in TTS spec {spec!r}; give e.g. festival or festival,espeak")
+    voices = []
+    for part in parts:
+        if not part.strip():
+            raise ConfigError(f"TTS spec {spec!r} has an empty entry between commas")
+        voice = VoiceSpec.parse(part)
+        if voice in voices:
+            raise ConfigError(f"TTS spec {spec!r} names the voice {str(voice)!r} twice")
+        voices.append(voice)
+    return voices
+
+
+def get_voice(voice: VoiceSpec | str, **options) -> TTSEngine:
+    """The engine of one voice spec.
+
+    The spec's voice sets the engine's voice argument (:data:`VOICE_PARAMETERS`; ``voice`` by default);
+    ``options`` (e.g. ``model=``, ``device=``) go to the engines whose factory takes them, the others
+    are dropped, so one set of options serves a multi-voice build.
+    """
+    voice = voice if isinstance(voice, VoiceSpec) else VoiceSpec.parse(voice)
+    factory = ENGINES[voice.engine]
+    try:
+        accepted = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        accepted = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    kwargs = {k: v for k, v in options.items() if takes_any or k in accepted}
+    if voice.voice is not None:
+        kwargs[VOICE_PARAMETERS.get(voice.engine, "voice")] = voice.voice
     return factory(**kwargs)
