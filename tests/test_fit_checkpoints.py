@@ -106,12 +106,13 @@ def _counts(state: dict[str, torch.Tensor]) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_resume_says_what_it_restores(two_steps, caplog):
+def test_resume_says_what_it_restores(two_steps, tmp_path, caplog):
     args, ckpt = two_steps
     caplog.set_level(logging.INFO)
     with warnings.catch_warnings(record=True) as seen:  # every warning recorded: none may list missing keys
         warnings.simplefilter("always")
-        cli = main([*args, "--trainer.max_steps", "3", "--ckpt_path", str(ckpt)])
+        resume = ["--trainer.max_steps", "3", "--ckpt_path", str(ckpt), "--trainer.default_root_dir", str(tmp_path)]
+        cli = main([*args, *resume])  # into another run folder: the fixture's checkpoint stays at step 2
     assert cli.trainer.global_step == 3
     assert not [w for w in seen if "not in the checkpoint" in str(w.message)]
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming from")]
