@@ -20,7 +20,6 @@ resumes from ``last.ckpt``.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from lightning.pytorch import Callback
 
 __all__ = ["FINITE_NAME", "FiniteCheckpoints"]
 
-log = logging.getLogger(__name__)
 
 FINITE_NAME = "last-finite.ckpt"
 
