@@ -1,10 +1,12 @@
-"""How fast the sampling command lines answer before any model loads: ``--help`` and a bad setting.
+"""How long the command lines take to answer ``--help`` (and a config error), side by side with another checkout.
 
-    python benchmarks/cli_startup.py --repeats 5
+    python benchmarks/cli_startup.py                               # this checkout, every CLI's --help
+    python benchmarks/cli_startup.py --baseline /path/to/main      # alternating rounds: baseline, this
+    python benchmarks/cli_startup.py --modules speakimg.fit --rounds 5
 
-Each command runs in a fresh interpreter (as a user types it), ``--repeats`` times; the median wall
-time is printed with the load average (the machine is shared: read the figures with it). No test
-asserts a timing; the figures go to benchmarks/RESULTS.md.
+Each command runs in a fresh interpreter (``python -m MODULE ARGS``) from the checkout's root with it on
+``PYTHONPATH``; rounds alternate between the two checkouts so that a change of machine load hits both. Reports
+the median wall time and the number of output lines. No test asserts a timing.
 """
 
 from __future__ import annotations
@@ -14,48 +16,64 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+CLIS = [
+    "speakimg.fit",
+    "speakimg.export",
+    "speakimg.sample",
+    "speakimg.evaluate",
+    "speakimg.demo",
+    "speakimg.data.build",
+    "speakimg.data.report",
+    "speakimg.vocoder.export",
+    "speakimg.vocoder.prepare_mels",
+]
+ERRORS = [  # a bad setting: one error line, before any model loads
+    ("speakimg.fit", ["--config", "configs/auffusion_lora.yaml", "--model.init_args.lora_rnak", "3"]),
+    (
+        "speakimg.sample",
+        ["--image-prompt", "a", "--audio-prompt", "b", "--out", "/tmp/cli_startup_out", "--steps", "0"],
+    ),
+]
 
-def commands(out: str) -> dict[str, list[str]]:
-    sample = [sys.executable, "-m", "speakimg.sample"]
-    return {
-        "sample --help": [*sample, "--help"],
-        "sample --steps 0 (one-line error)": [
-            *sample,
-            "--image-prompt",
-            "a",
-            "--audio-prompt",
-            "b",
-            "--out",
-            out,
-            "--steps",
-            "0",
-        ],  # fmt: skip
-        "evaluate --help": [sys.executable, "-m", "speakimg.evaluate", "--help"],
-        "python -c 'import torch' (for scale)": [sys.executable, "-c", "import torch"],
-    }
+
+def run_once(root: Path, module: str, args: list[str]) -> tuple[float, int, int]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    return seconds, done.returncode, len((done.stdout + done.stderr).splitlines())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with (e.g. main)")
+    parser.add_argument("--modules", nargs="*", default=CLIS, help="the CLIs to time (default: all)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-config-error", action="store_true", help="skip the bad-setting commands")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, command in commands(str(Path(tmp) / "out")).items():
-            times = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                subprocess.run(command, cwd=REPO, env=env, capture_output=True)
-                times.append(time.perf_counter() - start)
-            print(
-                f"{name:<40} median {statistics.median(times):.2f} s  (min {min(times):.2f}, load {os.getloadavg()[0]:.1f})"
-            )
+    roots = {"baseline": args.baseline, "this": REPO} if args.baseline else {"this": REPO}
+    commands = [(m, ["--help"]) for m in args.modules]
+    if not args.no_config_error:
+        commands.extend(ERRORS)
+    print(f"load average before: {os.getloadavg()[0]:.1f}; {args.rounds} rounds; {os.cpu_count()} CPUs")
+    print("| command | " + " | ".join(f"{name}: s (lines)" for name in roots) + " |")
+    print("| --- |" + " --- |" * len(roots))
+    for module, extra in commands:
+        times: dict[str, list[float]] = {name: [] for name in roots}
+        lines: dict[str, int] = {}
+        for _ in range(args.rounds):
+            for name, root in roots.items():
+                seconds, code, count = run_once(root, module, extra)
+                times[name].append(seconds)
+                lines[name] = count if code in (0, 1, 2) else -1
+        cells = [f"{statistics.median(times[n]):.2f} ({lines[n]})" for n in roots]
+        print(f"| `python -m {module} {' '.join(extra)}` | " + " | ".join(cells) + " |")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ reports samples/s and peak GPU memory of each side.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import shutil
@@ -32,6 +33,8 @@ from pathlib import Path
 import torch
 
 from speakimg.testing.diffusion import SD15_UNET_CONFIG
+
+WARMUP = 5  # warmup steps of the benchmark's schedule (both loops)
 
 SD15_UNET = SD15_UNET_CONFIG
 
@@ -146,7 +149,7 @@ def lightning_round(module, batch: dict, steps: int, accelerator: str, precision
 
 
 def bare_round(module, batch: dict, steps: int, device: torch.device, precision: str) -> list[tuple[float, float]]:
-    from speakimg.modules.speech_lora import warmup_cosine
+    from speakimg.modules.optim import warmup_cosine
 
     hp = module.hparams
     module.to(device).train()
@@ -156,10 +159,8 @@ def bare_round(module, batch: dict, steps: int, device: torch.device, precision:
         for name, params in module.model.parameter_groups().items()
         if params
     ]
-    optimizer = torch.optim.AdamW(groups, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, hp.warmup_steps, steps, hp.min_lr_ratio)
-    )
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=1e-2)  # the module's default
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, WARMUP, steps, 0.1))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16-mixed" else None
     clock = Clock(device.type == "cuda")
     iterator = iter(_loader(batch))
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+    from speakimg.modules.optim import WarmupCosine
     from speakimg.modules.speech_lora import SpeechLoRAModule
 
     for name in ("lightning.pytorch", "lightning.fabric", "speakimg"):  # after import: Lightning sets INFO
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
             base_model=base,
             plbert=plbert,
             unfreeze=(r"attn2\.to_k", r"attn2\.to_v"),
-            warmup_steps=5,
+            scheduler=functools.partial(WarmupCosine, warmup_steps=WARMUP),
             gradient_checkpointing=args.gradient_checkpointing,
             **recipe,
         )

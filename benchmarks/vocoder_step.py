@@ -84,7 +84,7 @@ class StepTimer(L.Callback):
 def bare_loop(module: HiFiGANModule, loader: DataLoader, device: torch.device) -> list[float]:
     """The same updates as ``HiFiGANModule.training_step``, by hand; returns per-step times."""
     G, mpd, msd, hp = module.generator, module.mpd, module.msd, module.hparams
-    kw = dict(lr=hp.learning_rate, betas=tuple(hp.adam_betas), weight_decay=hp.weight_decay)
+    kw = dict(lr=2e-4, betas=(0.8, 0.99), weight_decay=0.01)  # the module's default optimizer
     opt_g = torch.optim.AdamW(G.parameters(), **kw)
     opt_d = torch.optim.AdamW(itertools.chain(msd.parameters(), mpd.parameters()), **kw)
     d_params = list(itertools.chain(msd.parameters(), mpd.parameters()))
@@ -133,7 +133,7 @@ def bare_loop(module: HiFiGANModule, loader: DataLoader, device: torch.device) -
 def make_module(preset: dict, seed: int) -> HiFiGANModule:
     torch.manual_seed(seed)
     config = GeneratorConfig(upsample_initial_channel=preset["channels"])
-    return HiFiGANModule(generator=config, discriminator_width=preset["width"], lr_decay_interval="epoch")
+    return HiFiGANModule(generator=config, discriminator_width=preset["width"], scheduler_interval="epoch")
 
 
 def lightning_run(module: HiFiGANModule, loader: DataLoader, device: torch.device) -> list[float]:

@@ -7,6 +7,8 @@
   ``error: ...`` line on stderr (control characters escaped, very long messages shortened) and exits
   with status 2; ``--debug`` prints the traceback too.
 - A :class:`~speakimg.errors.SpeakimgWarning` (an input accepted but altered) prints one ``warning: ...`` line.
+- Lightning command lines (``fit``, ``export``) go through :func:`run`, which calls ``main(argv)`` the same
+  way but lets the error propagate with ``--debug`` (``main`` stays a plain function that raises).
 - Options may be spelled with dashes or underscores (``--image-prompt`` = ``--image_prompt``).
 """
 
@@ -18,12 +20,12 @@ import re
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from speakimg.errors import SpeakimgError, SpeakimgWarning, printable
 
-__all__ = ["DEBUG_HELP", "MAX_MESSAGE", "error_line", "main", "normalize_options", "usage_error"]
+__all__ = ["DEBUG_HELP", "MAX_MESSAGE", "error_line", "main", "normalize_options", "run", "usage_error"]
 
 MAX_MESSAGE = 1000
 """Characters of an error message printed without ``--debug``."""
@@ -96,3 +98,17 @@ def main(run: Callable[[list[str]], Any], argv: list[str] | None = None) -> int:
             print("interrupted", file=sys.stderr)
             return 130
     return 0
+
+
+def run(main: Callable[[list[str] | None], Any], argv: Sequence[str] | None = None, prog: str | None = None) -> Any:
+    """Call ``main(argv)`` for a console script; a :class:`SpeakimgError` becomes ``PROG: error: <message>``
+    and exit status 2, unless ``--debug`` is among the arguments (then it propagates with its traceback)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with _warnings_as_lines():
+            return main(None if argv is None else list(argv))  # None: main reads sys.argv (DDP relaunches it)
+    except SpeakimgError as error:
+        if "--debug" in args:
+            raise
+        print(f"{prog}: {error_line(error)}" if prog else error_line(error), file=sys.stderr)
+        raise SystemExit(2) from None

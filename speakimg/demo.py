@@ -71,11 +71,11 @@ def _sentences(count: int) -> list[str]:
     return (lines or _FALLBACK_SENTENCES)[:count]
 
 
-def _fit(config: Path, overrides: list[str]):
-    """Run ``python -m speakimg.fit`` in-process; returns the CLI (trainer, model)."""
+def _fit(configs: list[Path], overrides: list[str]):
+    """Run ``python -m speakimg.fit`` in-process on ``configs`` (a full config, then overlays); returns the CLI."""
     from speakimg.fit import main
 
-    return main(["--config", str(config), *overrides])
+    return main([arg for config in configs for arg in ("--config", str(config))] + overrides)
 
 
 def run(
@@ -136,7 +136,7 @@ def run(
     speech_config = out / "speech.yaml"
     speech_config.write_text(yaml.safe_dump(config, sort_keys=False))
     speech_run = out / "speech"
-    cli = _fit(speech_config, [
+    cli = _fit([REPO / "configs" / "auffusion_lora.yaml", speech_config], [
         "--trainer.default_root_dir", str(speech_run), "--trainer.max_steps", str(speech_steps),
         "--trainer.val_check_interval", str(max(1, speech_steps // 2)), "--trainer.enable_progress_bar", "false",
         "--data.init_args.data_dir", str(data), "--seed_everything", str(seed),
@@ -158,8 +158,8 @@ def run(
 
     stage("vocoder")
     vocoder_run = out / "vocoder"
-    cli = _fit(REPO / "configs" / "quickstart_vocoder.yaml", [
-        "--trainer.default_root_dir", str(vocoder_run), "--trainer.logger.init_args.save_dir", str(vocoder_run),
+    cli = _fit([REPO / "configs" / "hifigan_scratch.yaml", REPO / "configs" / "quickstart_vocoder.yaml"], [
+        "--trainer.default_root_dir", str(vocoder_run),
         "--trainer.max_steps", str(vocoder_steps), "--trainer.val_check_interval", str(max(1, vocoder_steps // 4)),
         "--trainer.enable_progress_bar", "false", "--data.init_args.data_dir", str(data),
         "--seed_everything", str(seed),

@@ -33,8 +33,9 @@ PAIRS = [
 ]
 
 
-def _config(tmp_path: Path, data_dir: Path, **callback) -> Path:
-    """The shipped quickstart with a faster sampling callback (the YAML's other settings unchanged)."""
+def _config(tmp_path: Path, data_dir: Path, **callback) -> list[str]:
+    """``--config`` arguments of the shipped quickstart (the recipe + its overlay) with a faster sampling
+    callback (the YAML's other settings unchanged)."""
     config = yaml.safe_load((REPO / "configs" / "quickstart_speech.yaml").read_text())
     config["data"]["init_args"].update(data_dir=str(data_dir), num_workers=0)
     sampling = [c for c in config["trainer"]["callbacks"] if c["class_path"] == "callbacks.CombinedSamplingCallback"]
@@ -44,7 +45,7 @@ def _config(tmp_path: Path, data_dir: Path, **callback) -> Path:
     )
     path = tmp_path / "quickstart.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return ["--config", str(REPO / "configs" / "auffusion_lora.yaml"), "--config", str(path)]
 
 
 def _media(run: Path, kind: str, key: str, suffix: str) -> list[Path]:
@@ -61,7 +62,7 @@ def test_quickstart_samples_log_media_and_wer_and_equal_the_exported_model(tmp_p
 
     run = tmp_path / "run"
     config = _config(tmp_path, speech_data, every_n_steps=2)
-    cli = main(["--config", str(config), "--trainer.default_root_dir", str(run), "--trainer.max_steps", "4"])
+    cli = main([*config, "--trainer.default_root_dir", str(run), "--trainer.max_steps", "4"])
     (callback,) = [c for c in cli.trainer.callbacks if isinstance(c, CombinedSamplingCallback)]
 
     # sampled at steps 2 and 4 (training ended at 4: not sampled twice); 2 pairs + 2 audio-only each
@@ -115,7 +116,7 @@ def test_two_process_ddp_logs_samples_once(tmp_path, speech_data, tiny_root, dis
     run = tmp_path / "run"
     config = _config(tmp_path, speech_data, every_n_steps=2, distributed=distributed)  # with tiny Whisper (WER)
     command = [
-        sys.executable, "-m", "speakimg.fit", "--config", str(config), "--trainer.strategy", "ddp",
+        sys.executable, "-m", "speakimg.fit", *config, "--trainer.strategy", "ddp",
         "--trainer.devices", "2", "--trainer.max_steps", "2", "--trainer.default_root_dir", str(run),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

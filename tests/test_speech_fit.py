@@ -24,28 +24,31 @@ from speakimg.fit import main
 pytestmark = requires_festival
 
 REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "configs" / "quickstart_speech.yaml"
+FULL = REPO / "configs" / "auffusion_lora.yaml"
+QUICKSTART = REPO / "configs" / "quickstart_speech.yaml"  # an overlay on FULL
 
 
-def quickstart(tmp_path: Path, data_dir: Path, every_n_train_steps: int | None = None, **data) -> Path:
-    """The quickstart config on ``data_dir`` (no loader workers: faster in tests), optionally more checkpoints."""
+def quickstart(tmp_path: Path, data_dir: Path, every_n_train_steps: int | None = None, **data) -> list[str]:
+    """``--config`` arguments of the quickstart (the full recipe + its overlay) on ``data_dir`` (no loader
+    workers: faster in tests), optionally more checkpoints. The overlay is written to ``quickstart.yaml``."""
     config = yaml.safe_load(QUICKSTART.read_text())
     config["data"]["init_args"].update(data_dir=str(data_dir), num_workers=0, **data)
     if every_n_train_steps is not None:
         config["trainer"]["callbacks"][0]["init_args"]["every_n_train_steps"] = every_n_train_steps
     path = tmp_path / "quickstart.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return ["--config", str(FULL), "--config", str(path)]
 
 
 def test_quickstart_config_mirrors_the_module():
     import inspect
 
     from speakimg.data import SpeechMelDataModule
+    from speakimg.fit import resolve_config
     from speakimg.modules.speech_lora import SpeechLoRAModule
 
-    for name in ("quickstart_speech.yaml", "auffusion_lora.yaml"):
-        config = yaml.safe_load((REPO / "configs" / name).read_text())
+    for args in (["--config", str(FULL), "--config", str(QUICKSTART)], ["--config", str(FULL)]):
+        config = resolve_config(args)
         assert config["model"]["class_path"] == "speakimg.modules.speech_lora.SpeechLoRAModule"
         assert set(config["model"]["init_args"]) <= set(inspect.signature(SpeechLoRAModule).parameters)
         assert config["data"]["class_path"] == "speakimg.data.SpeechMelDataModule"
@@ -58,7 +61,7 @@ def test_quickstart_config_mirrors_the_module():
 def test_quickstart_trains_and_reruns_in_the_same_folder(tmp_path, speech_data, tiny_root):
     config = quickstart(tmp_path, speech_data)
     run = tmp_path / "run"
-    args = ["--config", str(config), "--trainer.default_root_dir", str(run), "--trainer.val_check_interval", "2"]
+    args = [*config, "--trainer.default_root_dir", str(run), "--trainer.val_check_interval", "2"]
     cli = main([*args, "--trainer.max_steps", "4"])
     assert cli.trainer.global_step == 4
     assert {"train/loss", "val/loss"} <= set(cli.trainer.callback_metrics)
@@ -77,14 +80,15 @@ def test_quickstart_trains_and_reruns_in_the_same_folder(tmp_path, speech_data, 
 def test_unknown_config_key_is_one_clear_error(tmp_path, capsys):
     config = quickstart(tmp_path, tmp_path / "data")
     with pytest.raises(SystemExit):
-        main(["--config", str(config), "--model.init_args.lora_rnak", "4"])
+        main([*config, "--model.init_args.lora_rnak", "4"])
     err = capsys.readouterr().err
     assert "lora_rnak" in err and "not accepted" in err
-    data = yaml.safe_load(config.read_text())
+    overlay = Path(config[-1])
+    data = yaml.safe_load(overlay.read_text())
     data["trainer"]["max_step"] = 10
-    config.write_text(yaml.safe_dump(data))
+    overlay.write_text(yaml.safe_dump(data))
     with pytest.raises(SystemExit):
-        main(["--config", str(config)])
+        main(config)
     assert "max_step" in capsys.readouterr().err
 
 
@@ -92,7 +96,7 @@ def test_missing_model_folder_is_one_clear_error(tmp_path, tiny_root):
     config = quickstart(tmp_path, tmp_path / "data")
     missing = tmp_path / "no-such-auffusion"
     with pytest.raises(ModelNotFoundError, match=f"{missing}: no such model folder"):
-        main(["--config", str(config), "--model.init_args.base_model", str(missing)])
+        main([*config, "--model.init_args.base_model", str(missing)])
 
 
 def test_dataset_of_the_wrong_shape_stops_before_training(tmp_path, festival_dataset, tiny_root):
@@ -102,7 +106,7 @@ def test_dataset_of_the_wrong_shape_stops_before_training(tmp_path, festival_dat
     np.save(bad, np.zeros((128, 1024), dtype=np.float16))  # a mel of the wrong shape
     config = quickstart(tmp_path, data, latents_vae=None)
     with pytest.raises(DataError, match=rf"{bad.name}: a mel of shape \(128, 1024\)"):
-        main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run")])
+        main([*config, "--trainer.default_root_dir", str(tmp_path / "run")])
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -116,8 +120,7 @@ def test_two_process_ddp_writes_each_checkpoint_once(tmp_path, speech_data, tiny
         sys.executable,
         "-m",
         "speakimg.fit",
-        "--config",
-        str(config),
+        *config,
         "--trainer.strategy",
         "ddp",
         "--trainer.devices",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -18,11 +19,18 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from speakimg.errors import CheckpointError, DataError
+from speakimg.modules.optim import WarmupCosine
 from speakimg.modules.speech_lora import SpeechLoRAModule, warmup_cosine
 
 pytestmark = requires_festival  # the data are festival speech
 
-KW = dict(max_phonemes=64, lora_rank=4, lora_alpha=8, unfreeze=(r"attn2\.to_k", r"attn2\.to_v"), warmup_steps=1)
+KW = dict(
+    max_phonemes=64,
+    lora_rank=4,
+    lora_alpha=8,
+    unfreeze=(r"attn2\.to_k", r"attn2\.to_v"),
+    scheduler=functools.partial(WarmupCosine, warmup_steps=1),
+)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -192,7 +200,8 @@ def test_warmup_cosine():
 # ------------------------------------------------------------------------------- training
 @pytest.mark.slow
 def test_overfits_a_fixed_batch(tmp_path, examples, tiny_auffusion, tiny_plbert):
-    lr = dict(lora_lr=1e-2, unfreeze_lr=1e-2, adapter_lr=1e-2, warmup_steps=0, min_lr_ratio=1.0, cond_dropout=0.0)
+    constant = functools.partial(WarmupCosine, warmup_steps=0, min_lr_ratio=1.0)
+    lr = dict(lora_lr=1e-2, unfreeze_lr=1e-2, adapter_lr=1e-2, scheduler=constant, cond_dropout=0.0)
     module = make_module(tiny_auffusion, tiny_plbert, lora_rank=8, lora_alpha=8, **lr)
     data = make_data(examples, tiny_auffusion, batch_size=1, limit=1)
     batch = batch_of(data, 1)

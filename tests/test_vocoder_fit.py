@@ -21,10 +21,12 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _config(tmp_path: Path, data_dir: Path, name: str = "run.yaml", **trainer) -> Path:
-    """The quickstart config, made tinier for tests, writing under tmp_path."""
+    """The quickstart overlay, made tinier for tests (and logging to CSV under tmp_path/logs), written to
+    tmp_path/name; use it after the full config (:func:`_args`)."""
     config = yaml.safe_load((CONFIGS / "quickstart_vocoder.yaml").read_text())
     config["trainer"].update(default_root_dir=str(tmp_path), log_every_n_steps=1, **trainer)
-    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    csv = {"save_dir": str(tmp_path / "logs"), "name": "hifigan"}
+    config["trainer"]["logger"] = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": csv}
     model = config["model"]["init_args"]
     model["generator"].update(
         upsample_initial_channel=16, resblock_kernel_sizes=[3, 5], resblock_dilation_sizes=[[1, 3, 5]] * 2
@@ -34,6 +36,11 @@ def _config(tmp_path: Path, data_dir: Path, name: str = "run.yaml", **trainer) -
     path = tmp_path / name
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def _args(config: Path) -> list[str]:
+    """``--config`` arguments: the from-scratch recipe, then the (test) quickstart overlay."""
+    return ["--config", str(CONFIGS / "hifigan_scratch.yaml"), "--config", str(config)]
 
 
 def _checkpoint_callback(config: Path, **init_args) -> None:
@@ -79,7 +86,7 @@ def test_fine_tune_and_scratch_configs_instantiate(tiny_auffusion, vocoder_datas
 @pytest.mark.slow
 def test_quickstart_learns_the_mel(vocoder_dataset, tmp_path):
     config = _config(tmp_path, vocoder_dataset, max_steps=80, val_check_interval=10)
-    cli = main(["--config", str(config)])
+    cli = main(_args(config))
     rows = [r for r in _metrics(tmp_path / "logs") if r.get("val/mel_error")]
     curve = [float(r["val/mel_error"]) for r in rows]
     assert len(curve) == 4
@@ -92,14 +99,14 @@ def test_quickstart_learns_the_mel(vocoder_dataset, tmp_path):
 def test_resume_mid_epoch_is_exact(vocoder_dataset, tmp_path):
     # 4 batches per epoch; 8 batches straight vs 3 (a checkpoint mid-epoch) + resume, crossing an epoch end.
     straight = _config(tmp_path / "a", vocoder_dataset, max_steps=16, val_check_interval=2)
-    main(["--config", str(straight)])
+    main(_args(straight))
     first = _config(tmp_path / "b", vocoder_dataset, max_steps=6, val_check_interval=2)
     _checkpoint_callback(first, every_n_train_steps=6, dirpath=str(tmp_path / "b" / "ckpt"))
-    main(["--config", str(first)])
+    main(_args(first))
     ckpt = tmp_path / "b" / "ckpt" / "epoch=0-step=6.ckpt"
     assert ckpt.is_file()
     resumed = _config(tmp_path / "c", vocoder_dataset, max_steps=16, val_check_interval=2)
-    cli = main(["--config", str(resumed), "--ckpt_path", str(ckpt)])
+    cli = main([*_args(resumed), "--ckpt_path", str(ckpt)])
     assert cli.trainer.global_step == 16
 
     a = torch.load(next((tmp_path / "a").rglob("last.ckpt")), weights_only=True)
@@ -124,7 +131,7 @@ def test_two_process_cpu_ddp_run_completes_and_checkpoints_once(vocoder_dataset,
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run(
         [
-            sys.executable, "-m", "speakimg.fit", "--config", str(config),
+            sys.executable, "-m", "speakimg.fit", *_args(config),
             "--trainer.devices", "2", "--trainer.strategy", "ddp_find_unused_parameters_true",
         ],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import lightning as L
@@ -31,6 +32,7 @@ TINY_G = GeneratorConfig(
     upsample_initial_channel=16, resblock_kernel_sizes=[3, 5], resblock_dilation_sizes=[[1, 3, 5]] * 2
 )
 WIDTH = 1 / 16
+DECAY_09 = functools.partial(torch.optim.lr_scheduler.ExponentialLR, gamma=0.9)
 
 
 class Batches(Dataset):
@@ -72,7 +74,7 @@ def _trainer(tmp_path, **kwargs) -> L.Trainer:
 
 def test_training_step_does_the_hifigan_updates_of_an_independent_loop(tmp_path, speech):
     data = Batches(speech, n=2)
-    module = _module(lr_decay=0.9)
+    module = _module(scheduler=DECAY_09)
     G, mpd, msd = (m for m in (module.generator, module.mpd, module.msd))
     ref_g, ref_mpd, ref_msd = (
         Generator(TINY_G),
@@ -119,7 +121,7 @@ def test_training_step_does_the_hifigan_updates_of_an_independent_loop(tmp_path,
             assert torch.allclose(a, b, atol=2e-6), name
     assert module.optimizers()[0].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.9**2)
     # and the weights did move
-    fresh = _module(lr_decay=0.9)
+    fresh = _module(scheduler=DECAY_09)
     assert not torch.allclose(
         fresh.generator.conv_post.parametrizations.weight.original1, G.conv_post.parametrizations.weight.original1
     )

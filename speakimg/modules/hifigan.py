@@ -7,8 +7,9 @@ optimization, per batch (METHOD.md section 4)::
     D step: loss_D(MPD, MSD on y and y_hat.detach())        # discriminator AdamW (G frozen)
     G step: adv + feature matching + 45 * mel L1            # generator AdamW (D frozen)
 
-Both AdamW use lr 2e-4, betas (0.8, 0.99), weight decay 0.01; ExponentialLR(0.999) per epoch (jik876) or
-per batch (``lr_decay_interval="step"``), stepped by hand. Lightning counts every optimizer step, so
+The optimizer and the schedule come from config (``optimizer`` / ``scheduler``, one of each per network);
+by default both AdamW use lr 2e-4, betas (0.8, 0.99), weight decay 0.01, with ExponentialLR(0.999) per
+epoch (jik876) or per batch (``scheduler_interval="step"``), stepped by hand. Lightning counts every optimizer step, so
 ``trainer.global_step`` (and ``max_steps``, ``every_n_train_steps``) advances by 2 per batch
 (Lightning #17958); logs are indexed by batches.
 
@@ -26,10 +27,13 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from speakimg.audio import MelConfig
 from speakimg.errors import ConfigError
-from speakimg.modules.common import check_finite
+from speakimg.modules.checkpoints import FiniteCheckpoints
+from speakimg.modules.common import check_finite, log_resume
+from speakimg.modules.optim import make_optimizer, make_scheduler
 from speakimg.vocoder.checkpoints import read_discriminators
 from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from speakimg.vocoder.generator import Generator, GeneratorConfig
@@ -64,8 +68,10 @@ class HiFiGANModule(LightningModule):
         msd_scales: scales of the multi-scale discriminator.
         discriminator_width: channel width of both discriminators relative to HiFi-GAN's (1.0: 70.7 M
             parameters; 1/16 for CPU quickstarts).
-        learning_rate, adam_betas, weight_decay: both AdamW optimizers.
-        lr_decay: ExponentialLR gamma; ``lr_decay_interval`` "epoch" (jik876) or "step" (per batch).
+        optimizer: builds each network's optimizer from its parameters (``OptimizerCallable``; in YAML a class
+            path and init args); ``None``: ``AdamW(lr=2e-4, betas=(0.8, 0.99), weight_decay=0.01)``.
+        scheduler: builds each optimizer's LR schedule (``LRSchedulerCallable``); ``None``: ``ExponentialLR(0.999)``.
+        scheduler_interval: step the schedules once per "epoch" (jik876) or per "step" (batch).
         mel_weight, feature_matching_weight: loss weights (45 and 2 in HiFi-GAN).
         fmax_for_loss: upper frequency of the loss mel (``None``: full band, 8 kHz at 16 kHz).
         grad_clip_val: clip each network's gradient norm to this (None: no clipping, as HiFi-GAN).
@@ -79,11 +85,9 @@ class HiFiGANModule(LightningModule):
         mpd_periods: Sequence[int] = (2, 3, 5, 7, 11),
         msd_scales: int = 3,
         discriminator_width: float = 1.0,
-        learning_rate: float = 2e-4,
-        adam_betas: tuple[float, float] = (0.8, 0.99),
-        weight_decay: float = 0.01,
-        lr_decay: float = 0.999,
-        lr_decay_interval: Literal["epoch", "step"] = "epoch",
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
         mel_weight: float = 45.0,
         feature_matching_weight: float = 2.0,
         fmax_for_loss: float | None = None,
@@ -91,8 +95,9 @@ class HiFiGANModule(LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        if lr_decay_interval not in ("epoch", "step"):
-            raise ConfigError(f"lr_decay_interval must be 'epoch' or 'step', got {lr_decay_interval!r}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ConfigError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         if pretrained:
             self.generator = Generator.from_pretrained(pretrained, remove_weight_norm=False).train()
             log.info("fine-tuning the generator of %s", pretrained)
@@ -108,8 +113,9 @@ class HiFiGANModule(LightningModule):
         self.loss_mel = MelConfig(
             sample_rate=cfg.sampling_rate, hop_length=cfg.hop_length, n_mels=cfg.num_mels, fmax=fmax_for_loss
         )
-        # Hyperparameters stay plain (weights_only checkpoints): the generator config as a dict.
-        self.save_hyperparameters(ignore=["generator"])
+        # Hyperparameters stay plain (weights_only checkpoints): the generator config as a dict; the optimizer and
+        # scheduler callables are recorded by the run's config.yaml.
+        self.save_hyperparameters(ignore=["generator", "optimizer", "scheduler"])
         self.hparams["generator"] = cfg.to_dict()
         self._checked_shapes = False
 
@@ -130,14 +136,20 @@ class HiFiGANModule(LightningModule):
 
     # ----------------------------------------------------------------------------------- training
     def configure_optimizers(self):
-        hp = self.hparams
-        kwargs = dict(lr=hp.learning_rate, betas=tuple(hp.adam_betas), weight_decay=hp.weight_decay)
-        opt_g = torch.optim.AdamW(self.generator.parameters(), **kwargs)
+        defaults = dict(lr=2e-4, betas=(0.8, 0.99), weight_decay=0.01)
+        opt_g = make_optimizer(self.optimizer_factory, self.generator.parameters(), **defaults)
         # MSD before MPD, as jik876: exported optimizer states index the parameters in the same order.
-        opt_d = torch.optim.AdamW(itertools.chain(self.msd.parameters(), self.mpd.parameters()), **kwargs)
-        sched_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=hp.lr_decay)
-        sched_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=hp.lr_decay)
-        return [opt_g, opt_d], [sched_g, sched_d]
+        discriminators = itertools.chain(self.msd.parameters(), self.mpd.parameters())
+        opt_d = make_optimizer(self.optimizer_factory, discriminators, **defaults)
+
+        def exponential(optimizer):
+            return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.999)
+
+        schedulers = [make_scheduler(self.scheduler_factory, opt, exponential) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers
+
+    def configure_callbacks(self) -> list:
+        return [FiniteCheckpoints()]
 
     def _check_batch(self, mel: torch.Tensor, audio: torch.Tensor, y_hat: torch.Tensor) -> None:
         if y_hat.shape != audio.shape:
@@ -153,6 +165,7 @@ class HiFiGANModule(LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         mel, y = batch["mel"], batch["audio"]
         opt_g, opt_d = self.optimizers()
+        start = self.global_step  # the step of the weights this batch starts from (2 optimizer steps per batch)
         y_hat = self.generator(mel)
         if not self._checked_shapes:
             self._check_batch(mel, y, y_hat)
@@ -181,14 +194,15 @@ class HiFiGANModule(LightningModule):
         fm_mpd = feature_matching_loss(fmap_rp, fmap_fp, self.hparams.feature_matching_weight)
         fm_msd = feature_matching_loss(fmap_rs, fmap_fs, self.hparams.feature_matching_weight)
         loss_mel = self.hparams.mel_weight * mel_error
-        loss_g = check_finite(adv_mpd + adv_msd + fm_mpd + fm_msd + loss_mel, "generator loss", self.global_step)
+        loss_g = adv_mpd + adv_msd + fm_mpd + fm_msd + loss_mel
+        loss_g = check_finite(loss_g, "generator loss", self.global_step, weights_step=start)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         self._clip(opt_g)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
 
-        if self.hparams.lr_decay_interval == "step":
+        if self.hparams.scheduler_interval == "step":
             for scheduler in self.lr_schedulers():
                 scheduler.step()
 
@@ -217,7 +231,7 @@ class HiFiGANModule(LightningModule):
         )
 
     def on_train_epoch_end(self) -> None:
-        if self.hparams.lr_decay_interval == "epoch":
+        if self.hparams.scheduler_interval == "epoch":
             for scheduler in self.lr_schedulers():
                 scheduler.step()
 
@@ -232,3 +246,6 @@ class HiFiGANModule(LightningModule):
     # -------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vocoder_config"] = self.generator.config.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        log_resume(self, checkpoint)

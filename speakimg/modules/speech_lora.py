@@ -7,11 +7,13 @@ loss is :func:`speakimg.speech.diffusion.diffusion_loss`; this module adds what 
 - conditioning dropout (the dropped rows get exactly the encoder's unconditional embedding);
 - per-step random draws (noise, timesteps, dropout, VAE sample) seeded by ``(seed, rank, global_step,
   batch_idx)``, so a resumed run draws what an uninterrupted one would (data order is the loader's);
-- AdamW with one learning rate per group (LoRA, unfrozen UNet blocks, adapter, PL-BERT), linear warmup
-  then cosine decay, per step;
+- one learning rate per parameter group (LoRA, unfrozen UNet blocks, adapter, PL-BERT) for an optimizer
+  and a schedule injected from config (default: AdamW, linear warmup then cosine decay, per step;
+  :mod:`speakimg.modules.optim`);
 - frozen weights in bf16 under ``bf16-mixed`` (trainable ones stay float32), gradient checkpointing,
   optional EMA of the trainable weights;
-- checkpoints with only the trainable weights (+ optimizer, scheduler, EMA), checked when loaded.
+- checkpoints with only the trainable weights (+ optimizer, scheduler, EMA), checked when loaded; the
+  last finite checkpoint kept when a loss turns NaN/inf (:mod:`speakimg.modules.checkpoints`).
 """
 
 from __future__ import annotations
@@ -19,33 +21,32 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from speakimg.errors import CheckpointError, ConfigError, DataError
-from speakimg.modules.common import check_finite
+from speakimg.modules.checkpoints import FiniteCheckpoints
+from speakimg.modules.common import check_finite, log_resume
+from speakimg.modules.optim import WarmupCosine, make_optimizer, make_scheduler, warmup_cosine
 from speakimg.speech.diffusion import diffusion_loss, draw_noise
 from speakimg.speech.lora import DEFAULT_TARGETS, LoRASpec
 from speakimg.speech.model import DEFAULT_BASE_MODEL, SpeechConfig, SpeechModel
 
-__all__ = ["SpeechLoRAModule", "LossOutput", "warmup_cosine"]
+__all__ = ["SpeechLoRAModule", "LossOutput", "warmup_cosine"]  # warmup_cosine: from speakimg.modules.optim
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "speakimg.SpeechLoRAModule"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear warmup to 1 over ``warmup_steps``, then cosine down to ``min_ratio`` at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+# The frozen parts (VAE, PL-BERT, CLIP) stay in eval mode on purpose (no dropout in what does not train).
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
 
 
 class LossOutput(dict):
@@ -71,9 +72,12 @@ class SpeechLoRAModule(LightningModule):
         lora_rank, lora_alpha, lora_targets, lora_dropout: the UNet LoRA (alpha ``None`` = rank).
         unfreeze: regular expressions of UNet parameter names trained in full (after LoRA is added).
         plbert_unfreeze: regular expressions of PL-BERT parameter names to train (default: frozen).
-        lora_lr, unfreeze_lr, adapter_lr, plbert_lr: AdamW learning rate of each parameter group.
-        weight_decay, betas: AdamW settings.
-        warmup_steps, min_lr_ratio: linear warmup, then cosine decay to ``min_lr_ratio`` x lr at the last step.
+        lora_lr, unfreeze_lr, adapter_lr, plbert_lr: the learning rate of each parameter group (the
+            optimizer's own ``lr`` is not used).
+        optimizer: builds the optimizer from the parameter groups (``OptimizerCallable``; in YAML a class path
+            and init args); ``None``: ``AdamW(betas=(0.9, 0.999), weight_decay=0.01)``.
+        scheduler: builds the per-step LR schedule from the optimizer (``LRSchedulerCallable``); ``None``:
+            :class:`~speakimg.modules.optim.WarmupCosine` (500 warmup steps, cosine to 0.1 x at the run's last step).
         cond_dropout: probability of training a row with the unconditional embedding (classifier-free guidance).
         snr_gamma: min-SNR loss weighting (``None``: plain MSE; 5.0 is the paper's value).
         noise_offset: offset-noise strength (0: off).
@@ -103,10 +107,8 @@ class SpeechLoRAModule(LightningModule):
         unfreeze_lr: float = 2e-5,
         adapter_lr: float = 1e-4,
         plbert_lr: float = 1e-5,
-        weight_decay: float = 1e-2,
-        betas: tuple[float, float] = (0.9, 0.999),
-        warmup_steps: int = 500,
-        min_lr_ratio: float = 0.1,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
         cond_dropout: float = 0.1,
         snr_gamma: float | None = None,
         noise_offset: float = 0.0,
@@ -121,11 +123,9 @@ class SpeechLoRAModule(LightningModule):
             raise ConfigError(f"cond_dropout must be in [0, 1), got {cond_dropout}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in (0, 1), got {ema_decay}")
-        if warmup_steps < 0 or not 0.0 <= min_lr_ratio <= 1.0:
-            raise ConfigError(
-                f"warmup_steps >= 0 and min_lr_ratio in [0, 1] expected, got {warmup_steps}, {min_lr_ratio}"
-            )
-        self.save_hyperparameters()
+        # the callables are not plain data (weights-only checkpoints): the run's config.yaml records them
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         config = SpeechConfig(
             base_model=base_model,
             plbert=plbert,
@@ -299,15 +299,19 @@ class SpeechLoRAModule(LightningModule):
             for name, params in self.model.parameter_groups().items()
             if params
         ]
-        optimizer = torch.optim.AdamW(groups, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        # each group carries its own lr, which wins over the optimizer's own default
+        optimizer = make_optimizer(self.optimizer_factory, groups, betas=(0.9, 0.999), weight_decay=1e-2)
+        scheduler = make_scheduler(self.scheduler_factory, optimizer, WarmupCosine, self._run_length)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _run_length(self) -> int:
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total):
             raise ConfigError("set --trainer.max_steps (or max_epochs): the cosine schedule needs the run's length")
-        total = int(total)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, hp.warmup_steps, total, hp.min_lr_ratio)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return int(total)
+
+    def configure_callbacks(self) -> list:
+        return [FiniteCheckpoints()]
 
     # --------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -339,6 +343,7 @@ class SpeechLoRAModule(LightningModule):
         if "ema" in checkpoint:
             self._pending_ema = checkpoint["ema"]
             self._ema = None
+        log_resume(self, checkpoint)
 
     # -------------------------------------------------------------------------------- export
     @contextlib.contextmanager
