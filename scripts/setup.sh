@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng festival festvox-us-slt-hts ffmpeg)
+# chromium: the headless browser of the app's end-to-end test (tests/test_app.py, driven by Playwright)
+APT_PACKAGES=(espeak-ng festival festvox-us-slt-hts ffmpeg chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
