@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from speakimg import cli
 from speakimg.errors import ConfigError, SpeakimgError, printable, quote
@@ -37,6 +38,7 @@ from speakimg.sampling import (
     SamplerSettings,
     SampleSettings,
     check_new_folders,
+    from_flat,
     get_method,
     load_pipeline,
     run_batch,
@@ -68,6 +70,7 @@ MAX_CANDIDATES = 8
 """Most samples (seeds ``seed .. seed + n - 1``) of one generation."""
 EXAMPLE_IMAGE_PROMPT = "a painting of castle towers, grayscale"
 EXAMPLE_SENTENCE = "A small red fox jumped over the quiet garden wall."
+MORE_EXAMPLE = '{"t_audio": 0.95, "negative_image_prompt": "blurry"}'
 StepReport = Callable[[int, int, str], None]
 """``report(steps_done, steps_total, description)``."""
 
@@ -235,17 +238,24 @@ class Studio:
         audio_guidance_scale: Any = None,
         t_image: Any = _default("t_image"),
         audio_weight: Any = _default("audio_weight"),
+        more: str | dict[str, Any] | None = None,
     ) -> SamplerSettings:
-        """The sampler settings of the form's values (numbers from the browser may be floats), validated."""
+        """The sampler settings of the form's values, validated (numbers from the browser may be floats).
+
+        ``more``: any other fields of :class:`SamplerSettings` (a JSON object or a dict), so a knob a new
+        method adds is reachable from the page without a new control.
+        """
         steps = int(steps) if isinstance(steps, float) and float(steps).is_integer() else steps
-        return SamplerSettings(
-            method=method,
-            steps=steps,
-            image_guidance_scale=image_guidance_scale,
-            audio_guidance_scale=audio_guidance_scale,
-            t_image=t_image,
-            audio_weight=audio_weight,
-        ).validate()
+        form = {"method": method, "steps": steps, "image_guidance_scale": image_guidance_scale,
+                "audio_guidance_scale": audio_guidance_scale, "t_image": t_image, "audio_weight": audio_weight}  # fmt: skip
+        if isinstance(more, str):
+            try:
+                more = json.loads(more) if more.strip() else {}
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"more settings: not a JSON object ({error}); e.g. {MORE_EXAMPLE}") from None
+        if not isinstance(more or {}, dict):
+            raise ConfigError(f"more settings must be a JSON object of SamplerSettings fields, e.g. {MORE_EXAMPLE}")
+        return from_flat(SamplerSettings, form | dict(more or {}), "sampler settings").validate()
 
     # ----------------------------------------------------------------------------- sampling
     def generate(
@@ -307,6 +317,8 @@ class Studio:
             ]
 
 
+_FORM = ("method", "steps", "image_guidance_scale", "audio_guidance_scale", "t_image", "audio_weight")
+"""The settings with a control of their own; the others go in "more settings"."""
 _WHAT = {"image prompt": "picture shows", "audio prompt": "sample says (a sentence) or sounds like (a caption)"}
 
 
@@ -363,7 +375,8 @@ def build_app(studio: Studio) -> Any:
     low, high = GUIDANCE_RANGE
     speaks = studio.speaks
     models = studio.pipeline().sources
-    with gr.Blocks(title="speakimg studio", analytics_enabled=False) as app:
+    # delete_cache: Gradio's copies of the served files go when the server stops (the samples stay in --out)
+    with gr.Blocks(title="speakimg studio", analytics_enabled=False, delete_cache=(86400, 86400)) as app:
         gr.Markdown(
             "# speakimg studio: images that speak\n"
             f"image model `{models.get('image_model')}`, audio model `{models.get('audio_model')}` "
@@ -391,6 +404,10 @@ def build_app(studio: Studio) -> Any:
                                     info="fraction of the steps the image model takes part in", elem_id="t-image")  # fmt: skip
                 audio_weight = gr.Slider(0.0, 1.0, value=_default("audio_weight"), step=0.05, label="audio_weight",
                                          info="weight of the audio noise estimate", elem_id="audio-weight")  # fmt: skip
+                others = [f.name for f in fields(SamplerSettings) if f.name not in _FORM]
+                more = gr.Code("{}", language="json", label="more settings (JSON)", elem_id="more", lines=2)
+                gr.Markdown(f"Any other setting: {', '.join(f'`{o}`' for o in others)} (docs/sampling.md), "
+                            f"e.g. `{MORE_EXAMPLE}`.")  # fmt: skip
                 with gr.Row():
                     seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
                     n = gr.Number(1, label="candidates", precision=0, minimum=1, maximum=MAX_CANDIDATES, elem_id="n")
@@ -409,10 +426,12 @@ def build_app(studio: Studio) -> Any:
                     wer = gr.Number(label="WER (%)", elem_id="wer")
                     clip_score = gr.Number(label=f"CLIP score ({studio.clip_name})", elem_id="clip")
                 settings_json = gr.JSON(label="sample.json", elem_id="settings")
-                download = gr.File(label="this sample (zip of its folder)", elem_id="download")
-        gallery = gr.Gallery(label="this session's samples (click one to show it)", columns=4, height=200,
+                download = gr.File(label="this sample (zip of its folder)", interactive=False, elem_id="download")
+        gallery = gr.Gallery(label="this session's samples (click one to show it)", columns=4, height="auto",
                              object_fit="contain", allow_preview=False, elem_id="gallery")  # fmt: skip
-        archives = gr.File(label="this session's samples (zips)", file_count="multiple", elem_id="archives")
+        archives = gr.File(
+            label="this session's samples (zips)", file_count="multiple", interactive=False, elem_id="archives"
+        )
         views = [picture, spec, spec_color, audio, video, transcript, wer, clip_score, settings_json, download]
 
         def on_method(name: str) -> tuple[Any, Any]:
@@ -421,14 +440,16 @@ def build_app(studio: Studio) -> Any:
 
         def on_generate(
             image_text: str, audio_text: str, method_name: str, steps_value: Any, image_gs: Any, audio_gs: Any,
-            t_image_value: Any, weight: Any, seed_value: Any, n_value: Any, samples: list[StudioSample],
+            t_image_value: Any, weight: Any, more_json: str, seed_value: Any, n_value: Any, samples: list[StudioSample],
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[Any, ...]:  # fmt: skip
             def report(done: int, total: int, desc: str) -> None:
                 progress((done, total), desc=desc, unit="steps")
 
             try:
-                sampler = studio.settings(method_name, steps_value, image_gs, audio_gs, t_image_value, weight)
+                sampler = studio.settings(
+                    method_name, steps_value, image_gs, audio_gs, t_image_value, weight, more_json
+                )
                 made = studio.generate(image_text, audio_text, sampler, seed_value, n_value, progress=report)
             except Exception as error:
                 raise _user_error(error) from None
@@ -441,7 +462,8 @@ def build_app(studio: Studio) -> Any:
         on_select.__annotations__["event"] = gr.SelectData  # Gradio reads the class, not the postponed string
 
         method.change(on_method, method, [image_scale, audio_scale])
-        inputs = [image_prompt, audio_prompt, method, steps, image_scale, audio_scale, t_image, audio_weight, seed, n]
+        inputs = [image_prompt, audio_prompt, method, steps, image_scale, audio_scale, t_image, audio_weight, more,
+                  seed, n]  # fmt: skip
         button.click(on_generate, [*inputs, session], [*views, gallery, archives, session], concurrency_limit=1)
         gallery.select(on_select, session, views)
     app.queue(default_concurrency_limit=1)
@@ -482,9 +504,11 @@ def _gallery(samples: list[StudioSample]) -> tuple[list[tuple[str, str]], list[s
 def build_parser() -> Any:
     import argparse
 
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, as every speakimg command line
+            cli.usage_error(message, PROG)
+
+    parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image_model", default=TINY_MODELS.image_model,
                         help="SD-1.5-layout folder or hub id (default: the tiny kit's)")  # fmt: skip
     parser.add_argument("--audio_model", default=TINY_MODELS.audio_model,

@@ -156,17 +156,28 @@ def test_the_zip_is_the_sample_folder(made, tmp_path):
         ({"n": studio_app.MAX_CANDIDATES + 1}, "at most"),
         ({"seed": -1}, "seed"),
         ({"seed": 1.5}, "seed"),
+        ({"more": '{"t_audio": 0}'}, "t_audio"),
+        ({"more": '{"colour": 1}'}, "unknown sampler settings"),
+        ({"more": "t_audio=1"}, "not a JSON object"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(studio, changes, culprit):
     form = {"image_prompt": IMAGE_PROMPT, "audio_prompt": SENTENCE, "method": "denoise", "steps": 1, "t_image": 0.9,
-            "seed": 0, "n": 1} | changes  # fmt: skip
+            "seed": 0, "n": 1, "more": "{}"} | changes  # fmt: skip
     before = sorted(studio.out.rglob("*"))
     with pytest.raises(ConfigError, match=culprit) as error:
-        settings = studio.settings(form["method"], form["steps"], t_image=form["t_image"])
+        settings = studio.settings(form["method"], form["steps"], t_image=form["t_image"], more=form["more"])
         studio.generate(form["image_prompt"], form["audio_prompt"], settings, form["seed"], form["n"])
     assert "\n" not in str(error.value)
     assert sorted(studio.out.rglob("*")) == before
+
+
+def test_more_settings_reach_every_other_field():
+    settings = Studio.settings("imprint", 3.0, more='{"t_audio": 0.95, "negative_image_prompt": "blurry"}')
+    assert (settings.method, settings.steps, settings.t_audio, settings.negative_image_prompt) == (
+        "imprint", 3, 0.95, "blurry"
+    )  # fmt: skip
+    assert Studio.settings(more="") == SamplerSettings()  # the defaults of the dataclass
 
 
 def test_the_browser_gets_the_one_line_message():
@@ -242,7 +253,7 @@ def browser(tmp_path_factory):
     with playwright_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             tmp_path_factory.mktemp("chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=flags,
-            viewport={"width": 1400, "height": 1900},
+            viewport={"width": 1400, "height": 2200},
         )  # fmt: skip
         yield context
         context.close()
@@ -279,13 +290,14 @@ MEASURE = """async ({selector, timeout}) => {
 }"""
 
 
-def _generate(page, url: str, steps: int = 1) -> None:
+def _generate(page, url: str, steps: int = 1, n: int = 1) -> None:
     page.goto(url)
     page.wait_for_selector("#generate")
     page.fill("#image-prompt textarea", IMAGE_PROMPT)
     page.fill("#audio-prompt textarea", SENTENCE)
-    page.fill("#steps input[type=number]", str(steps))
-    page.press("#steps input[type=number]", "Tab")
+    for selector, value in (("#steps input[type=number]", steps), ("#n input", n)):
+        page.fill(selector, str(value))
+        page.press(selector, "Tab")
     page.click("#generate")
 
 
@@ -308,20 +320,30 @@ def _expect_sample(page, timeout_ms: int = GENERATION_TIMEOUT_MS) -> dict:
 
 @pytest.mark.slow
 def test_the_browser_shows_picture_audio_and_video(browser, server, studio):
+    from urllib.parse import urlsplit
+
     page = browser.new_page()
-    _generate(page, server)
+    hosts: set[str] = set()
+    page.on("request", lambda request: hosts.add(urlsplit(request.url).netloc or urlsplit(request.url).scheme))
+    _generate(page, server, n=2)
     measured = _expect_sample(page)
     assert (measured["width"], measured["height"]) == (992, 256)
     assert measured["audio"] == pytest.approx(DURATION, abs=1e-3)  # WAV: exact up to rounding
     assert measured["video"] == pytest.approx(DURATION, abs=1 / 25 + 0.03)  # the container: within a frame
     assert measured["audioName"] == "audio.wav"
     page.wait_for_function("() => document.querySelector('#wer input').value !== ''")
-    newest = max((studio.out / "").glob("*/zips/*.zip"), key=lambda p: p.stat().st_mtime)
-    assert page.locator("#archives").inner_text().count(".zip") >= 1 and newest.is_file()
-    assert page.locator("#gallery img").count() >= 1
+    assert page.locator('#download a[href$="__0.zip"]').count() == 1  # the first candidate: seed 0
+    assert page.locator('#archives a[href$=".zip"]').count() == 2
+    assert page.locator("#gallery img").count() == 2
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth)"
+    )
     page.screenshot(path=str(studio.out / "app.png"), full_page=True)
     if os.environ.get("SPEAKIMG_UPDATE_SCREENSHOT"):  # refresh the README's picture: docs/app.png
         shutil.copy(studio.out / "app.png", Path(__file__).resolve().parents[1] / "docs" / "app.png")
+    page.locator("#gallery img").nth(1).click()  # the second candidate replaces the first in the outputs
+    page.wait_for_selector('#download a[href$="__1.zip"]')
+    assert hosts <= {urlsplit(server).netloc, "data", "blob"}  # nothing fetched from outside the app
     page.close()
 
 
