@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from speakimg import cli
-from speakimg.errors import ConfigError, SpeakimgError, printable, quote
+from speakimg.errors import ConfigError, MissingDependencyError, SpeakimgError, printable, quote
 from speakimg.sampling import (
     METHODS,
     PipelineModels,
@@ -56,6 +56,7 @@ __all__ = [
     "default_clip",
     "default_whisper",
     "main",
+    "require_gradio",
     "run",
     "serve",
     "step_progress",
@@ -364,8 +365,15 @@ def _user_error(error: BaseException) -> Exception:
     return gr.Error(message, duration=None, print_exception=False)
 
 
+def require_gradio() -> None:
+    """A :class:`MissingDependencyError` saying how to install Gradio, if it is not installed."""
+    if importlib.util.find_spec("gradio") is None:
+        raise MissingDependencyError("the app needs Gradio, which is not installed: pip install 'speakimg[app]'")
+
+
 def build_app(studio: Studio) -> Any:
     """The Gradio Blocks of ``studio`` (queue: one generation at a time; analytics off)."""
+    require_gradio()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
@@ -541,6 +549,7 @@ def run(argv: list[str] | None = None) -> Any:
     args = build_parser().parse_args(cli.normalize_options(list(sys.argv[1:] if argv is None else argv)))
     if not 0 < args.port < 65536:
         cli.usage_error(f"--port must be in 1..65535, got {args.port}", PROG)
+    require_gradio()  # before minutes of loading
     models = PipelineModels(args.image_model, args.audio_model, args.vocoder)
     studio = Studio(models, args.out, device=args.device, dtype=args.dtype, whisper=args.whisper, clip=args.clip,
                     video=not args.no_video).load()  # fmt: skip

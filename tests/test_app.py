@@ -211,6 +211,23 @@ def test_the_form_reads_the_settings_and_the_methods_registry(studio):
     guidance = METHODS[defaults.method].guidance_scale
     assert components["image-guidance"]["props"]["value"] == components["audio-guidance"]["props"]["value"] == guidance
     assert components["audio-prompt"]["props"]["label"] == "sentence"  # the tiny kit's audio model is a speech model
+    sources = studio.pipeline().sources
+    sources["audio_model_kind"] = "diffusers"  # as a plain Auffusion model would say
+    try:
+        assert _components(build_app(studio))["audio-prompt"]["props"]["label"] == "sound caption"
+    finally:
+        sources["audio_model_kind"] = "speech"
+
+
+def test_without_gradio_the_message_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from speakimg.errors import MissingDependencyError
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "gradio" else find_spec(name))
+    with pytest.raises(MissingDependencyError, match=r"pip install 'speakimg\[app\]'"):
+        studio_app.require_gradio()
 
 
 def test_whisper_default_falls_back_to_the_tiny_kit(monkeypatch):
