@@ -27,7 +27,7 @@ NESTED_CLIS = [
     "speakimg.vocoder.prepare_mels",
     "speakimg.testing.__main__",
 ]
-TOP_CLIS = ["speakimg.fit", "speakimg.sample", "speakimg.evaluate", "speakimg.export", "speakimg.demo"]
+TOP_CLIS = ["speakimg.fit", "speakimg.sample", "speakimg.evaluate", "speakimg.export", "speakimg.demo", "speakimg.app"]
 
 pytestmark = pytest.mark.skipif(not LINT.exists(), reason="import-linter (the dev extra) is not installed")
 
