@@ -71,6 +71,8 @@ MAX_CANDIDATES = 8
 """Most samples (seeds ``seed .. seed + n - 1``) of one generation."""
 EXAMPLE_IMAGE_PROMPT = "a painting of castle towers, grayscale"
 EXAMPLE_SENTENCE = "A small red fox jumped over the quiet garden wall."
+WRITING, SCORING = "writing sample folders", "transcribing and scoring"
+"""What the progress bar says after the denoising steps (its counts: samples)."""
 MORE_EXAMPLE = '{"t_audio": 0.95, "negative_image_prompt": "blurry"}'
 StepReport = Callable[[int, int, str], None]
 """``report(steps_done, steps_total, description)``."""
@@ -298,10 +300,13 @@ class Studio:
             with step_progress(pipe, progress):
                 output = run_batch(pipe, samples)
             timing = {"batch_size": n, "pipeline_s_per_sample": (time.perf_counter() - began) / n}
-            records = [
-                write_sample(folder, s, output, j, pipe, timing, video=self.video)
-                for j, (s, folder) in enumerate(zip(samples, folders, strict=True))
-            ]
+            records = []
+            for j, (s, folder) in enumerate(zip(samples, folders, strict=True)):
+                if progress is not None:
+                    progress(j, n, WRITING)
+                records.append(write_sample(folder, s, output, j, pipe, timing, video=self.video))
+            if progress is not None:
+                progress(n, n, SCORING)
             clip_scores = clip(output.images, [s.image_prompt for s in samples]).tolist()
             transcripts: list[str | None] = [None] * n
             wers: list[float | None] = [None] * n
@@ -452,7 +457,7 @@ def build_app(studio: Studio) -> Any:
             progress: gr.Progress = gr.Progress(),
         ) -> tuple[Any, ...]:  # fmt: skip
             def report(done: int, total: int, desc: str) -> None:
-                progress((done, total), desc=desc, unit="steps")
+                progress((done, total), desc=desc, unit="samples" if desc in (WRITING, SCORING) else "steps")
 
             try:
                 sampler = studio.settings(

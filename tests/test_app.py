@@ -98,7 +98,8 @@ def test_scores_match_an_independent_computation(made, studio):
 
 def test_progress_reports_every_step(made, studio):
     _, reports = made
-    assert reports == [(0, 1, "denoising"), (1, 1, "denoising")]
+    writing = [(0, 2, studio_app.WRITING), (1, 2, studio_app.WRITING), (2, 2, studio_app.SCORING)]
+    assert reports == [(0, 1, "denoising"), (1, 1, "denoising"), *writing]  # the steps, then the samples
     assert "progress_bar" not in vars(studio.pipeline())  # the hook is gone after the block
 
 
