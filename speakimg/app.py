@@ -53,6 +53,7 @@ __all__ = [
     "Studio",
     "StudioSample",
     "build_app",
+    "check_port",
     "default_clip",
     "default_whisper",
     "main",
@@ -483,6 +484,20 @@ def build_app(studio: Studio) -> Any:
     return app
 
 
+def check_port(server_name: str, port: int) -> None:
+    """A :class:`ConfigError` now (before any model loads) if ``server_name:port`` cannot be listened on."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in server_name else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((server_name, port))
+    except OSError as error:
+        raise ConfigError(
+            f"cannot listen on {server_name}:{port} ({error.strerror or error}): pass another --port"
+        ) from None
+
+
 def serve(
     app: Any,
     studio: Studio,
@@ -555,6 +570,7 @@ def run(argv: list[str] | None = None) -> Any:
     if not 0 < args.port < 65536:
         cli.usage_error(f"--port must be in 1..65535, got {args.port}", PROG)
     require_gradio()  # before minutes of loading
+    check_port(args.server_name, args.port)
     models = PipelineModels(args.image_model, args.audio_model, args.vocoder)
     studio = Studio(models, args.out, device=args.device, dtype=args.dtype, whisper=args.whisper, clip=args.clip,
                     video=not args.no_video).load()  # fmt: skip

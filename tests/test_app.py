@@ -245,6 +245,12 @@ def test_command_line_errors_are_one_line(capsys, tiny_root, tmp_path):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --port must be in 1..65535")
+    with socket.socket() as busy:  # a port in use: said before any model loads
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert studio_app.main(["--port", str(busy.getsockname()[1]), "--audio-model", "/nowhere"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot listen on 127.0.0.1:") and "--port" in err[0]
     missing = tmp_path / "no-such-model"
     assert studio_app.main(["--audio-model", str(missing), "--device", "cpu", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
