@@ -15,4 +15,6 @@ def controlnet(pipe: Any, settings: Any, image_prompts: list[str], audio_prompts
     """:func:`speakimg.pipeline.controlnet.sample_controlnet` with ``settings``."""
     from speakimg.pipeline.controlnet import sample_controlnet
 
-    return sample_controlnet(pipe, image_prompts, audio_prompts, settings, generator=generators, output_type=output_type)
+    return sample_controlnet(
+        pipe, image_prompts, audio_prompts, settings, generator=generators, output_type=output_type
+    )
