@@ -152,7 +152,7 @@ def test_rank_candidates_orders_as_a_hand_computation():
     assert [r["rank_wer"] for r in records] == [4, 1, 3, 5, 2] and [r["rank_sum"] for r in records] == [5, 5, 5, 8, 7]
     # top 60% = 3: clip {0, 2, 3}, wer {1, 4, 2}: candidate 2 is in both and comes first
     records = rank_candidates(scores, keep=1, rule="intersection", fraction=0.6)
-    assert [r["rank"] for r in records] == [2, 4, 1, 5, 3]
+    assert [r["rank"] for r in records] == [2, 3, 1, 5, 4]  # then 0 and 1 (sum 5), 4 (7), 3 (8)
     assert [r["rank"] for r in rank_candidates(scores, keep=1, rule="rank_sum")] == [1, 3, 2, 5, 4]
 
 
@@ -205,36 +205,38 @@ def test_sample_controlnet_and_reference_from_the_command_line(tmp_path, tiny_sd
 
 
 def test_sample_keeps_the_best_candidates_and_records_every_rank(tmp_path, tiny_sd, tiny_auffusion, tiny_clip,
-                                                                 tiny_whisper):  # fmt: skip
+                                                                 tiny_clap):  # fmt: skip
+    """CLIP and CLAP (the sound-caption pair; the random tiny Whisper takes ~10 s a clip on CPU)."""
     from speakimg.sample import run
 
     folders = run(["--image-prompt", "a red cat", "--audio-prompt", "The sea was calm.", "--steps", "1",
-                   "--n", "3", "--keep", "1", "--rank", "clip,wer", "--rank-rule", "rank_sum",
-                   "--clip", str(tiny_clip), "--whisper", str(tiny_whisper), "--image-model", str(tiny_sd),
+                   "--n", "3", "--keep", "1", "--rank", "clip,clap", "--rank-rule", "rank_sum",
+                   "--clip", str(tiny_clip), "--clap", str(tiny_clap), "--image-model", str(tiny_sd),
                    "--audio-model", str(tiny_auffusion), "--vocoder", "griffin-lim", "--griffin-lim-iters", "2",
                    "--no-video", "--device", "cpu", "--width", "256", "--no-crop", "--out", str(tmp_path)])  # fmt: skip
     (folder,) = folders
     ranking = json.loads((folder / "sample.json").read_text())["ranking"]
     table = ranking["candidates"]
     assert [c["seed"] for c in table] == [0, 1, 2] and ranking["rank"] == 1 and ranking["seed"] == int(folder.name)
-    # the recorded scores, ranked independently: CLIP descending, WER ascending, rank sum, ties by CLIP rank
+    # the recorded scores, ranked independently: both descending, rank sum, ties by the CLIP rank
     clip_rank = {c["seed"]: r for r, c in enumerate(sorted(table, key=lambda c: (-c["clip"], c["seed"])), 1)}
-    wer_rank = {c["seed"]: r for r, c in enumerate(sorted(table, key=lambda c: (c["wer"], c["seed"])), 1)}
-    best = min(table, key=lambda c: (clip_rank[c["seed"]] + wer_rank[c["seed"]], clip_rank[c["seed"]], c["seed"]))
+    clap_rank = {c["seed"]: r for r, c in enumerate(sorted(table, key=lambda c: (-c["clap"], c["seed"])), 1)}
+    best = min(table, key=lambda c: (clip_rank[c["seed"]] + clap_rank[c["seed"]], clip_rank[c["seed"]], c["seed"]))
     assert best["seed"] == int(folder.name) and best["kept"]
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # the others are not written
 
 
 @requires_espeak
-def test_evaluate_reports_every_method_side_by_side(tmp_path, tiny_sd, tiny_auffusion, tiny_clip, tiny_whisper,
+def test_evaluate_reports_every_method_side_by_side(tmp_path, tiny_sd, tiny_auffusion, tiny_clip, tiny_clap,
                                                     monkeypatch):  # fmt: skip
+    """The sound protocol (CLIP + CLAP) keeps it fast; the TTS of controlnet/reference speaks the captions."""
     from speakimg.evaluate import run
 
     monkeypatch.chdir(REPO)
     out = tmp_path / "methods"
     methods = ["imprint", "controlnet", "reference"]
-    result = run(["--config", str(REPO / "configs/eval.yaml"), "--image_model", str(tiny_sd),
-                  "--audio_model", str(tiny_auffusion), "--clip", str(tiny_clip), "--whisper", str(tiny_whisper),
+    result = run(["--config", str(REPO / "configs/eval_its.yaml"), "--image_model", str(tiny_sd),
+                  "--audio_model", str(tiny_auffusion), "--clip", str(tiny_clip), "--clap", str(tiny_clap),
                   "--limit_image_prompts", "2", "--limit_audio_prompts", "2", "--steps", "1",
                   "--imprint_image_steps", "1", "--methods", json.dumps(methods), "--tts", "espeak",
                   "--controlnet_model", "tiny:controlnet", "--references", "false", "--save_media", "0",
@@ -252,6 +254,7 @@ def test_evaluate_reports_every_method_side_by_side(tmp_path, tiny_sd, tiny_auff
         entry = result.summary["kinds"][kind]
         assert entry["n"] == 4
         assert entry["clip"]["mean"] == pytest.approx(np.mean([float(r["clip"]) for r in group]))
+        assert entry["clap"]["mean"] == pytest.approx(np.mean([float(r["clap"]) for r in group]))
     assert all(k in (out / "summary.md").read_text() for k in methods)
     with pytest.raises(ConfigError, match="methods"):
         run(["--config", str(REPO / "configs/eval.yaml"), "--methods", '["denoise"]', "--out", str(out)])
