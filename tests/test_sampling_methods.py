@@ -258,3 +258,17 @@ def test_evaluate_reports_every_method_side_by_side(tmp_path, tiny_sd, tiny_auff
     assert all(k in (out / "summary.md").read_text() for k in methods)
     with pytest.raises(ConfigError, match="methods"):
         run(["--config", str(REPO / "configs/eval.yaml"), "--methods", '["denoise"]', "--out", str(out)])
+
+
+def test_the_wer_score_of_a_candidate_is_its_word_error_rate(monkeypatch):
+    """The Scorer's WER column, against a hand count (Whisper's transcripts stubbed: the random tiny one says nothing)."""
+    from speakimg.metrics import WhisperWER
+    from speakimg.sampling.rerank import Scorer
+
+    heard = ["the sea is calm", "The sea was calm.", "sea"]
+    monkeypatch.setattr(WhisperWER, "transcribe", lambda self, audios: heard[: len(audios)])
+    scorer = Scorer(RerankSettings(keep=1, metrics=("wer",), whisper="base.en"))
+    scores = scorer(torch.zeros(3, 3, 256, 256), [torch.zeros(16000)] * 3, "a picture", "The sea was calm.")
+    assert scores == {"wer": [25.0, 0.0, 75.0]}  # 1 substitution, none, 3 deletions of 4 words
+    records = rank_candidates(scores, keep=1)
+    assert [r["rank"] for r in records] == [2, 1, 3]
