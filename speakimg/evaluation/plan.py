@@ -10,7 +10,6 @@ the pipeline makes; it is scored for one or more rows:
   sound alone look like the picture" reference) -> one row per image prompt.
 - ``image_only``: the image model alone (``audio_weight=0``, ``t_image=1``). One unit per (image
   prompt, seed), transcribed once, scored against every audio prompt -> one row per audio prompt.
-
 - any other method of the registry named in the config's ``methods`` (``imprint``, ``controlnet``,
   ``reference``...): like ``combined`` with that method; the row's kind is the method's name.
 
@@ -69,7 +68,8 @@ def kind_settings(base: SampleSettings, kind: str, image_prompt: str, audio_prom
     ``audio_only``: :meth:`SamplerSettings.audio_only` (no image prompt: the image model is not run);
     ``image_only``: :meth:`SamplerSettings.image_only` (no audio prompt). The references are combined
     denoising with one model's weight 0, whatever the method of the combined samples (with the same
-    steps and guidance scales).
+    steps and guidance scales). Any other kind is the name of a sampling method: the combined
+    sample's settings with that method.
     """
     if kind == "combined":
         return replace(base, image_prompt=image_prompt, audio_prompt=audio_prompt, seed=seed)
