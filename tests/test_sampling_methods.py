@@ -272,3 +272,18 @@ def test_the_wer_score_of_a_candidate_is_its_word_error_rate(monkeypatch):
     assert scores == {"wer": [25.0, 0.0, 75.0]}  # 1 substitution, none, 3 deletions of 4 words
     records = rank_candidates(scores, keep=1)
     assert [r["rank"] for r in records] == [2, 1, 3]
+
+
+def test_a_controlnet_missing_offline_is_refused_before_any_model_loads(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from speakimg.errors import ModelNotFoundError
+    from speakimg.sampling import PipelineModels, SampleSettings, generate
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("speakimg.sampling.generation.load_pipeline", lambda *a, **k: pytest.fail("a model loaded"))
+    models = PipelineModels("tiny:stable-diffusion", "tiny:auffusion", "griffin-lim")
+    sampler = SamplerSettings(method="controlnet", controlnet_model="nobody/no-such-controlnet")
+    with pytest.raises(ModelNotFoundError, match="controlnet_model"):
+        generate([SampleSettings("a", "b", sampler=sampler, models=models)], tmp_path / "out", video=False)
+    assert not (tmp_path / "out").exists()

@@ -25,11 +25,12 @@ __all__ = ["check_model_names", "generate", "load_pipeline", "run_batch"]
 log = logging.getLogger("speakimg.sampling")
 
 
-def check_model_names(models: PipelineModels) -> None:
+def check_model_names(models: PipelineModels, extra: dict[str, str | None] | None = None) -> None:
     """Fail now, not after minutes of loading, for a model that cannot be found without the network.
 
     Local paths and registered references (``tiny:``) pass; other names are looked up in the hub
     cache when the hub is offline (``HF_HUB_OFFLINE=1``), and left to the loaders otherwise.
+    ``extra``: more models a method loads (role -> name, e.g. ``controlnet_model``).
     """
     from huggingface_hub import constants
 
@@ -38,8 +39,8 @@ def check_model_names(models: PipelineModels) -> None:
     from speakimg.hub import is_local, is_registered_reference, resolve_dir
     from speakimg.vocoder import GRIFFIN_LIM
 
-    for role, name in (("image_model", models.image_model), ("audio_model", models.audio_model),
-                       ("vocoder", models.vocoder)):  # fmt: skip
+    named = {"image_model": models.image_model, "audio_model": models.audio_model, "vocoder": models.vocoder}
+    for role, name in {**named, **(extra or {})}.items():
         if name is None or str(name).lower() in GRIFFIN_LIM or is_local(name) or is_registered_reference(name):
             continue
         try:
@@ -125,6 +126,9 @@ def generate(
         require_program("ffmpeg")
     for models in {tuple(vars(s.models).values()): s.models for s in samples}.values():
         check_model_names(models)
+    controlnets = {s.sampler.controlnet_model for s in samples if s.sampler.method == "controlnet"}
+    for name in controlnets:
+        check_model_names(PipelineModels(), {"controlnet_model": name})
 
     from tqdm.auto import tqdm
 
