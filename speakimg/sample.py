@@ -5,6 +5,8 @@
         --out outputs/samples --n 4 --seed 0
     python -m speakimg.sample --grid image_prompts.txt audio_prompts.txt --out outputs/grid   # every pair
     python -m speakimg.sample --from-json outputs/samples/<pair>/0/sample.json --out outputs/again
+    python -m speakimg.sample --image-prompt ... --audio-prompt ... --n 20 --keep 2 --rank clip,wer   # re-rank
+    python -m speakimg.sample --method controlnet|reference|imprint ...   # the other methods
 
 Each sample goes to OUT/<image-prompt-slug>__<audio-prompt-slug>/<seed>/ (<seed>-imprint/ for
 --method imprint): img.png (the picture), spec.png (the spectrogram: what is heard) and
@@ -28,6 +30,7 @@ from typing import Any
 from speakimg import cli
 from speakimg.sampling import (
     PipelineModels,
+    RerankSettings,
     SamplerSettings,
     SampleSettings,
     from_flat,
@@ -67,6 +70,20 @@ def build_parser(settings_class: type[SamplerSettings] = SamplerSettings) -> Any
         "--no_crop", action="store_true", help="keep the padding band: the same as --crop_padding false"
     )
     parser.add_class_arguments(PipelineModels, None, as_group=True)
+    ranking = parser.add_argument_group("re-ranking (speakimg.sampling.rerank)")
+    defaults = RerankSettings(keep=1)
+    ranking.add_argument("--keep", type=int | None, default=None,
+                         help="re-rank: make --n candidates per pair, score them, write only the best KEEP")  # fmt: skip
+    ranking.add_argument("--rank", type=str, default=",".join(defaults.metrics),
+                         help="metrics to rank by: clip,wer (sentences) or clip,clap (sound captions)")  # fmt: skip
+    ranking.add_argument("--rank_rule", type=str, default=defaults.rule,
+                         help="intersection (Images that Sound: the top --rank-fraction by every metric first) or rank_sum")  # fmt: skip
+    ranking.add_argument(
+        "--rank_fraction", type=float, default=defaults.fraction, help="top fraction of the intersection rule"
+    )
+    ranking.add_argument("--clip", type=str, default=defaults.clip, help="CLIP model of the clip metric")
+    ranking.add_argument("--whisper", type=str, default=defaults.whisper, help="Whisper model of the wer metric")
+    ranking.add_argument("--clap", type=str, default=defaults.clap, help="CLAP model of the clap metric")
     run = parser.add_argument_group("running")
     run.add_argument("--out", type=str, required=True, help="output folder")
     run.add_argument("--overwrite", action="store_true", help="replace sample folders that exist already (whole)")
@@ -123,6 +140,17 @@ def run(argv: list[str] | None = None) -> list[Path]:
     except ArgumentError as error:
         cli.usage_error(str(error), PROG)
     samples = samples_from_args(args)
+    rerank = None
+    if args.keep is not None:
+        rerank = RerankSettings(
+            keep=args.keep,
+            metrics=tuple(m.strip() for m in args.rank.split(",")),
+            rule=args.rank_rule,
+            fraction=args.rank_fraction,
+            clip=args.clip,
+            whisper=args.whisper,
+            clap=args.clap,
+        ).validate(args.n)
     return generate(
         samples,
         Path(args.out),
@@ -133,6 +161,7 @@ def run(argv: list[str] | None = None) -> list[Path]:
         video=not args.no_video,
         fps=args.fps,
         overwrite=args.overwrite,
+        rerank=rerank,
     )
 
 

@@ -37,6 +37,9 @@ class EvalConfig:
         limit_audio_prompts: use only the first N audio prompts (null: all).
         seeds: seeds of every prompt pair; a sample with seed s draws z_T from its own generator.
         sampler: the sampler settings (``steps``, ``t_image``, ... in the YAML; docs/sampling.md).
+        methods: more sampling methods to evaluate side by side with ``method`` (e.g. ``[imprint, controlnet,
+            reference]``): each adds rows of its own kind (its name) to the same CSV and summary, made with
+            the same sampler settings, models, seeds and metrics.
         batch_size: samples per pipeline call (results do not depend on it).
         whisper: Whisper model name (``large-v3``, ``small.en``...) or checkpoint path (speech protocol).
         whisper_batch_size: clips per Whisper decoding batch.
@@ -64,6 +67,7 @@ class EvalConfig:
     limit_audio_prompts: int | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    methods: list[str] = field(default_factory=list)
     batch_size: int = 4
     whisper: str = "large-v3"
     whisper_batch_size: int = 16
@@ -84,6 +88,16 @@ class EvalConfig:
     def validate(self) -> EvalConfig:
         """Errors for values no run can use (before anything is loaded or written); returns ``self``."""
         self.sampler.validate()
+        from speakimg.evaluation.plan import KINDS
+        from speakimg.sampling import get_method
+
+        for method in self.methods:
+            get_method(method)
+            if method in KINDS or method == self.sampler.method or self.methods.count(method) > 1:
+                raise ConfigError(
+                    f"methods lists {method!r} twice, or the method of the combined rows ({self.sampler.method!r}) or "
+                    f"a reference kind ({', '.join(KINDS)}): list each other method once"
+                )
         positive = {"batch_size": self.batch_size, "whisper_batch_size": self.whisper_batch_size}
         for key in ("limit_image_prompts", "limit_audio_prompts"):
             if getattr(self, key) is not None:
@@ -105,7 +119,7 @@ class EvalConfig:
         metric models, the protocol and the dtype.
 
         Rows made with other result settings are never mixed in one CSV. Prompt files, limits, seeds,
-        references, batch size, media, logging and device are not part of it: changing them extends
+        references, extra ``methods``, batch size, media, logging and device are not part of it: changing them extends
         or narrows a run, it does not change its rows.
         """
         settings = {"protocol": self.protocol, **asdict(self.models), **asdict(self.sampler.resolved())}

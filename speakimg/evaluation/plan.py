@@ -10,6 +10,8 @@ the pipeline makes; it is scored for one or more rows:
   sound alone look like the picture" reference) -> one row per image prompt.
 - ``image_only``: the image model alone (``audio_weight=0``, ``t_image=1``). One unit per (image
   prompt, seed), transcribed once, scored against every audio prompt -> one row per audio prompt.
+- any other method of the registry named in the config's ``methods`` (``imprint``, ``controlnet``,
+  ``reference``...): like ``combined`` with that method; the row's kind is the method's name.
 
 All kinds use the same seeds, so a reference starts from the same noise z_T as the combined
 samples it is compared with.
@@ -17,6 +19,7 @@ samples it is compared with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -65,16 +68,19 @@ def kind_settings(base: SampleSettings, kind: str, image_prompt: str, audio_prom
     ``audio_only``: :meth:`SamplerSettings.audio_only` (no image prompt: the image model is not run);
     ``image_only``: :meth:`SamplerSettings.image_only` (no audio prompt). The references are combined
     denoising with one model's weight 0, whatever the method of the combined samples (with the same
-    steps and guidance scales).
+    steps and guidance scales). Any other kind is the name of a sampling method: the combined
+    sample's settings with that method.
     """
     if kind == "combined":
         return replace(base, image_prompt=image_prompt, audio_prompt=audio_prompt, seed=seed)
+    if kind not in KINDS:  # another method, side by side with the combined rows
+        sampler = replace(base.sampler, method=kind)
+        return replace(base, image_prompt=image_prompt, audio_prompt=audio_prompt, seed=seed, sampler=sampler)
     reference = replace(base.sampler.resolved(), method="denoise")
     if kind == "audio_only":
         return replace(base, image_prompt="", audio_prompt=audio_prompt, seed=seed, sampler=reference.audio_only())
     if kind == "image_only":
         return replace(base, image_prompt=image_prompt, audio_prompt="", seed=seed, sampler=reference.image_only())
-    raise ValueError(f"unknown kind {kind!r}; kinds: {KINDS}")
 
 
 def plan_units(
@@ -86,25 +92,30 @@ def plan_units(
     references: bool,
     media_root: Path,
     save_media: int | None,
+    methods: Sequence[str] = (),
 ) -> list[Unit]:
     """Every unit of an evaluation, in order: kinds, then seeds, then image prompts, then audio prompts.
 
     The first ``save_media`` units of each kind (all when ``None``) get a media folder:
     ``media_root/combined/<image>__<audio>/<seed>/``, ``media_root/audio_only/<audio>/<seed>/``,
-    ``media_root/image_only/<image>/<seed>/``.
+    ``media_root/image_only/<image>/<seed>/``; the kinds of ``methods`` (other sampling methods, after
+    ``combined``): ``media_root/<method>/<image>__<audio>/<seed>-<method>/``.
     """
     dirs = SampleDirs(media_root / "combined")  # one slug table: the same prompt has the same slug everywhere
     units: list[Unit] = []
-    kinds = KINDS if references else KINDS[:1]
+    kinds = [KINDS[0], *methods, *(KINDS[1:] if references else ())]
     for kind in kinds:
         made: list[Unit] = []
         for seed in seeds:
-            if kind == "combined":
+            if kind not in KINDS[1:]:  # combined, or another method
                 for i, image in enumerate(image_prompts):
                     for a, audio in enumerate(audio_prompts):
                         settings = kind_settings(base, kind, image, audio, seed)
                         unit = Unit(kind, settings, [Row(kind, i, a, image, audio, seed)])
-                        unit.folder = dirs(settings)
+                        folder = dirs(settings)
+                        unit.folder = (
+                            folder if kind == "combined" else media_root / kind / folder.parent.name / folder.name
+                        )
                         made.append(unit)
             elif kind == "audio_only":
                 for a, audio in enumerate(audio_prompts):

@@ -11,7 +11,7 @@ from typing import Any
 
 from speakimg.errors import ConfigError, quote
 from speakimg.evaluation.config import EvalConfig, settings_hash
-from speakimg.evaluation.plan import KINDS, Unit, plan_units
+from speakimg.evaluation.plan import Unit, plan_units
 from speakimg.evaluation.results import ResultsCSV, summarize, summary_markdown, write_summary
 from speakimg.sampling import SampleSettings, read_prompts
 
@@ -128,6 +128,7 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
         references=config.references,
         media_root=out / "media",
         save_media=config.save_media,
+        methods=config.methods,
     )
     plan_keys = {row.key for unit in units for row in unit.rows}
     done_keys = {(r["kind"], r["image_prompt"], r["audio_prompt"], r["seed"]) for r in done}
@@ -139,7 +140,7 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
         len(images),
         len(audios),
         len(config.seeds),
-        ", ".join(KINDS if config.references else KINDS[:1]),
+        ", ".join(dict.fromkeys(u.kind for u in units)),
         len(plan_keys),
         len(plan_keys & done_keys),
         store.path,
@@ -233,7 +234,7 @@ def _run_units(
         pipe.compile()
     sampled = written = 0
     with tqdm(total=len(todo), desc="evaluate", unit="sample") as progress:
-        for kind in KINDS:
+        for kind in dict.fromkeys(u.kind for u in todo):
             units = [u for u in todo if u.kind == kind]
             for start in range(0, len(units), config.batch_size):
                 batch = units[start : start + config.batch_size]

@@ -71,7 +71,7 @@ def sample_imprint(
 
     The picture's noise is drawn from ``generator`` first, then the spectrogram's. Returns an
     :class:`~speakimg.pipeline.output.ImagesThatSpeakOutput` whose ``images`` are the grayscale
-    picture ``g`` (as 3 channels), ``spectrograms`` the imprinted result (what is heard), and
+    picture ``g`` (as 3 channels; ``1 - g`` with ``imprint_inverse_image``, Images that Sound's default), ``spectrograms`` the imprinted result (what is heard), and
     ``latents`` ``None``. ``output_type="latent"`` is not available (the result is not a latent).
     """
     if output_type not in ("np", "pt"):
@@ -105,4 +105,5 @@ def sample_imprint(
             )
     gray = pipe.decode_images(finals[0]).mean(dim=1)
     spectrograms = imprint(gray, pipe.decode_spectrograms(finals[1]), settings.imprint_rho)
-    return pipe.finish(gray.unsqueeze(1).expand(-1, 3, -1, -1), spectrograms, None, output_type, crop_padding)
+    picture = 1.0 - gray if settings.imprint_inverse_image else gray  # what Images that Sound saves and scores
+    return pipe.finish(picture.unsqueeze(1).expand(-1, 3, -1, -1), spectrograms, None, output_type, crop_padding)

@@ -2,7 +2,8 @@
 
 - :class:`SamplerSettings`: THE list of sampler settings (the papers' defaults, ``validate()``,
   ``resolved()``); :class:`PipelineModels`; :class:`SampleSettings` (one sample, ``sample.json["settings"]``).
-- :data:`METHODS` / :func:`register_method` / :func:`sample_batch`: the methods (``denoise``, ``imprint``).
+- :data:`METHODS` / :func:`register_method` / :func:`sample_batch`: the methods (``denoise``, ``imprint``, ``controlnet``, ``reference``...).
+- :class:`RerankSettings` / :func:`rank_candidates`: re-ranking N candidates (``sample --keep K --rank clip,wer``).
 - :class:`SampleDirs`, :func:`write_sample`, :func:`read_sample`, :func:`check_new_folders`: sample folders.
 - :func:`generate`, :func:`run_batch`, :func:`load_pipeline`: batched generation (``python -m speakimg.sample``).
 
@@ -20,6 +21,7 @@ from speakimg.sampling.folders import (
 )
 from speakimg.sampling.generation import check_model_names, generate, load_pipeline, run_batch
 from speakimg.sampling.methods import METHODS, Method, get_method, register_method, sample_batch
+from speakimg.sampling.rerank import RerankSettings, rank_candidates
 from speakimg.sampling.settings import (
     PipelineModels,
     SamplerSettings,
@@ -36,6 +38,7 @@ __all__ = [
     "SAMPLE_JSON",
     "Method",
     "PipelineModels",
+    "RerankSettings",
     "SampleDirs",
     "SampleSettings",
     "SamplerSettings",
@@ -48,6 +51,7 @@ __all__ = [
     "get_method",
     "load_pipeline",
     "read_prompts",
+    "rank_candidates",
     "read_sample",
     "register_method",
     "run_batch",

@@ -143,10 +143,12 @@ def write_sample(
     video: bool = True,
     fps: int = 25,
     cycle_error: float | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write sample ``index`` of a pipeline ``output`` as one folder (atomically; an old folder is replaced).
 
     ``cycle_error``: the sample's vocoder cycle error if already computed (else it is computed here).
+    ``extra``: more entries of the record (e.g. ``ranking``).
     Returns the ``sample.json`` record.
     """
     import speakimg
@@ -201,6 +203,7 @@ def write_sample(
             "timings": timings,
             "files": {key: path.relative_to(tmp).as_posix() for key, path in files.items()},
             "regenerate": f"python -m speakimg.sample --from-json {folder / SAMPLE_JSON} --out OUT",
+            **(extra or {}),
         }
         write_json(tmp / SAMPLE_JSON, record)
     return record

@@ -17,6 +17,7 @@ from typing import Any
 from speakimg.errors import ConfigError
 from speakimg.sampling.folders import SampleDirs, check_new_folders, write_sample
 from speakimg.sampling.methods import sample_batch
+from speakimg.sampling.rerank import RerankSettings
 from speakimg.sampling.settings import PipelineModels, SampleSettings
 
 __all__ = ["check_model_names", "generate", "load_pipeline", "run_batch"]
@@ -24,11 +25,12 @@ __all__ = ["check_model_names", "generate", "load_pipeline", "run_batch"]
 log = logging.getLogger("speakimg.sampling")
 
 
-def check_model_names(models: PipelineModels) -> None:
+def check_model_names(models: PipelineModels, extra: dict[str, str | None] | None = None) -> None:
     """Fail now, not after minutes of loading, for a model that cannot be found without the network.
 
     Local paths and registered references (``tiny:``) pass; other names are looked up in the hub
     cache when the hub is offline (``HF_HUB_OFFLINE=1``), and left to the loaders otherwise.
+    ``extra``: more models a method loads (role -> name, e.g. ``controlnet_model``).
     """
     from huggingface_hub import constants
 
@@ -37,8 +39,8 @@ def check_model_names(models: PipelineModels) -> None:
     from speakimg.hub import is_local, is_registered_reference, resolve_dir
     from speakimg.vocoder import GRIFFIN_LIM
 
-    for role, name in (("image_model", models.image_model), ("audio_model", models.audio_model),
-                       ("vocoder", models.vocoder)):  # fmt: skip
+    named = {"image_model": models.image_model, "audio_model": models.audio_model, "vocoder": models.vocoder}
+    for role, name in {**named, **(extra or {})}.items():
         if name is None or str(name).lower() in GRIFFIN_LIM or is_local(name) or is_registered_reference(name):
             continue
         try:
@@ -92,8 +94,13 @@ def generate(
     video: bool = True,
     fps: int = 25,
     overwrite: bool = False,
+    rerank: RerankSettings | None = None,
 ) -> list[Path]:
     """Generate and write every sample under ``out``; returns their folders (in the order of ``samples``).
+
+    With ``rerank`` (:mod:`speakimg.sampling.rerank`) the samples of each prompt pair are candidates:
+    all are made and scored, only the best ``rerank.keep`` are written (each ``sample.json`` records
+    every candidate's scores and ranks under ``ranking``).
 
     Raises (before any model loads): :class:`ConfigError` for bad settings or existing folders (unless
     ``overwrite``), :class:`~speakimg.errors.MissingDependencyError` without ffmpeg when ``video``,
@@ -105,6 +112,11 @@ def generate(
         raise ConfigError(f"fps must be an int >= 1, got {fps!r}")
     for sample in samples:
         sample.sampler.validate()
+    if rerank is not None:
+        counts: dict[tuple, int] = {}
+        for s in samples:
+            counts[_pair(s)] = counts.get(_pair(s), 0) + 1
+        rerank.validate(min(counts.values()))
     dirs = SampleDirs(out)
     folders = [dirs(s) for s in samples]
     check_new_folders(samples, folders, overwrite)
@@ -114,6 +126,9 @@ def generate(
         require_program("ffmpeg")
     for models in {tuple(vars(s.models).values()): s.models for s in samples}.values():
         check_model_names(models)
+    controlnets = {s.sampler.controlnet_model for s in samples if s.sampler.method == "controlnet"}
+    for name in controlnets:
+        check_model_names(PipelineModels(), {"controlnet_model": name})
 
     from tqdm.auto import tqdm
 
@@ -126,6 +141,11 @@ def generate(
         groups.setdefault((s.model_key(), s.call_key()), []).append(i)
     pipes: dict[tuple, Any] = {}
     done: set[Path] = set()
+    scorer = None
+    if rerank is not None:
+        from speakimg.sampling.rerank import Scorer
+
+        scorer = Scorer(rerank, torch_device)
     with tqdm(total=len(samples), desc="samples", unit="sample") as progress:
         for (model_key, _), indices in groups.items():
             first = samples[indices[0]]
@@ -137,6 +157,7 @@ def generate(
                 if compile:
                     pipes[model_key].compile()
             pipe = pipes[model_key]
+            made: dict[int, tuple[Any, int, dict[str, float]]] = {}
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 began = time.perf_counter()
@@ -144,8 +165,52 @@ def generate(
                 seconds = time.perf_counter() - began
                 timing = {"batch_size": len(chunk), "pipeline_s_per_sample": seconds / len(chunk)}
                 for j, i in enumerate(chunk):
+                    if scorer is not None:  # written once every candidate of its pair is made and scored
+                        made[i] = (output, j, timing)
+                        continue
                     record = write_sample(folders[i], samples[i], output, j, pipe, timing, video=video, fps=fps)
                     log.info("%s  (cycle error %.3f)", folders[i], record["vocoder_cycle_error"])
                     done.add(folders[i])
                     progress.update()
+            if scorer is not None:
+                for candidates in _pairs(samples, indices).values():
+                    rankings = _rank(scorer, rerank, samples, candidates, made)
+                    for i, ranking in zip(candidates, rankings, strict=True):
+                        if ranking["kept"]:
+                            output, j, timing = made[i]
+                            write_sample(folders[i], samples[i], output, j, pipe, timing, video=video, fps=fps,
+                                         extra={"ranking": ranking})  # fmt: skip
+                            done.add(folders[i])
+                        progress.update()
+                made.clear()
     return [f for f in folders if f in done]
+
+
+def _pair(sample: SampleSettings) -> tuple:
+    return (sample.image_prompt, sample.audio_prompt, sample.model_key(), sample.call_key())
+
+
+def _pairs(samples: Sequence[SampleSettings], indices: Sequence[int]) -> dict[tuple, list[int]]:
+    """The candidates of each prompt pair among ``indices``."""
+    pairs: dict[tuple, list[int]] = {}
+    for i in indices:
+        pairs.setdefault(_pair(samples[i]), []).append(i)
+    return pairs
+
+
+def _rank(scorer: Any, rerank: RerankSettings, samples: Sequence[SampleSettings], candidates: list[int],
+          made: dict[int, tuple[Any, int, dict[str, float]]]) -> list[dict[str, Any]]:  # fmt: skip
+    """Score the candidates of one pair and rank them; one ``ranking`` record per candidate."""
+    import torch
+
+    from speakimg.sampling.rerank import rank_candidates
+
+    images = torch.stack([made[i][0].images[made[i][1]].float().cpu() for i in candidates])
+    audios = [made[i][0].audios[made[i][1]].float().cpu() for i in candidates]
+    first = samples[candidates[0]]
+    scores = scorer(images, audios, first.image_prompt, first.audio_prompt)
+    records = rank_candidates(scores, rerank.keep, rerank.rule, rerank.fraction)
+    table = [{"seed": samples[i].seed, **record} for i, record in zip(candidates, records, strict=True)]
+    settings = {"metrics": list(rerank.metrics), "rule": rerank.rule, "fraction": rerank.fraction,
+                "keep": rerank.keep, "n": len(candidates)}  # fmt: skip
+    return [{**settings, **record, "candidates": table} for record in table]

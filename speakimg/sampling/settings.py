@@ -80,8 +80,11 @@ class SamplerSettings:
     """How a sample is made, besides its prompts, seed and models (defaults: Images that Sound).
 
     Args:
-        method: the sampling method: ``denoise`` (one latent denoised by both models, Images that Sound
-            eq. 1-6) or ``imprint`` (the baseline: each model alone, the picture darkens the spectrogram).
+        method: the sampling method, one of the registry (``speakimg.sampling.METHODS``): ``denoise`` (one
+            latent denoised by both models, Images that Sound eq. 1-6), ``imprint`` (the baseline: each model
+            alone, the picture darkens the spectrogram), ``controlnet`` (Images that Speak's zero-shot
+            attempt: SD + a canny ControlNet on the contours of a TTS spectrogram), ``reference`` (ours:
+            combined denoising plus the exact noise estimate of the TTS spectrogram's latent).
         steps: DDIM steps (eta 0); for imprint, the spectrogram's. 100 in the papers.
         image_guidance_scale: classifier-free guidance scale of the image model; null: the method's
             default (denoise 10, imprint 7.5).
@@ -100,6 +103,21 @@ class SamplerSettings:
         griffin_lim_iters: Griffin-Lim iterations when Griffin-Lim is the vocoder.
         imprint_rho: imprint: how much the darkest parts of the picture attenuate the spectrogram, in [0, 1].
         imprint_image_steps: imprint: DDIM steps of the picture.
+        imprint_inverse_image: imprint: return (and score) the inverted grey picture 1 - g, as Images that
+            Sound's code does by default (its `inverse_image: true`).
+        tts: controlnet, reference: the voice that speaks the audio prompt (a `speakimg.tts` voice spec:
+            `festival`, `espeak`, `piper:joe`, `transformers:<folder>`).
+        controlnet_model: controlnet: a ControlNet in diffusers' layout for SD 1.5 (folder or hub id).
+        controlnet_scale: controlnet: strength of the ControlNet's residuals (diffusers'
+            `controlnet_conditioning_scale`).
+        canny_low: controlnet: lower hysteresis threshold of the Canny edge detector (0-255 image).
+        canny_high: controlnet: upper hysteresis threshold of the Canny edge detector (0-255 image).
+        reference_weight: reference: weight of the TTS latent's exact noise estimate where it takes part;
+            the image and audio estimates share the rest as in `denoise`.
+        t_reference: reference: fraction of the reverse process in which the reference estimate takes part
+            (the `t_image` / `t_audio` convention: 1.0 = from the first step).
+        reference_start: reference: start from z_ref noised to the first timestep <= reference_start * 1000
+            (SDEdit); 1.0: from pure noise, as the other methods.
     """
 
     method: str = "denoise"
@@ -117,6 +135,15 @@ class SamplerSettings:
     griffin_lim_iters: int = 64
     imprint_rho: float = 0.5
     imprint_image_steps: int = 50
+    imprint_inverse_image: bool = False
+    tts: str = "festival"
+    controlnet_model: str = "lllyasviel/sd-controlnet-canny"
+    controlnet_scale: float = 1.0
+    canny_low: int = 100
+    canny_high: int = 200
+    reference_weight: float = 0.5
+    t_reference: float = 1.0
+    reference_start: float = 1.0
 
     def validate(self) -> SamplerSettings:
         """One :class:`ConfigError` naming the first bad value (needs no model); returns ``self``.
@@ -156,7 +183,30 @@ class SamplerSettings:
         _check_int("griffin_lim_iters", self.griffin_lim_iters, 1)
         _check_unit("imprint_rho", self.imprint_rho)
         _check_int("imprint_image_steps", self.imprint_image_steps, 1)
+        if not isinstance(self.imprint_inverse_image, bool):
+            raise ConfigError(f"imprint_inverse_image must be true or false, got {self.imprint_inverse_image!r}")
+        self._validate_extensions()
         return self
+
+    def _validate_extensions(self) -> None:
+        """The settings of the controlnet and reference methods (and the TTS voice they use)."""
+        # the engine itself is checked by speakimg.tts when a method uses it (importing it here would import torch)
+        if not isinstance(self.tts, str) or not self.tts.strip() or "," in self.tts:
+            raise ConfigError(f"tts must be one voice spec such as 'festival' or 'espeak', got {self.tts!r}")
+        if not isinstance(self.controlnet_model, str) or not self.controlnet_model.strip():
+            raise ConfigError(f"controlnet_model must be a folder or hub id, got {self.controlnet_model!r}")
+        scale = self.controlnet_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 <= scale <= 10.0:
+            raise ConfigError(f"controlnet_scale must be a number in [0, 10] (1.0: diffusers' default), got {scale!r}")
+        for name in ("canny_low", "canny_high"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+                raise ConfigError(f"{name} must be an int in [0, 255] (thresholds on a 0-255 image), got {value!r}")
+        if self.canny_low > self.canny_high:
+            raise ConfigError(f"canny_low={self.canny_low} is above canny_high={self.canny_high}: swap them")
+        _check_unit("reference_weight", self.reference_weight)
+        check_fraction("t_reference", self.t_reference)
+        check_fraction("reference_start", self.reference_start)
 
     def resolved(self) -> SamplerSettings:
         """Validated, with every "null = the method's default" filled in: the values actually used."""
@@ -173,6 +223,10 @@ class SamplerSettings:
             t_audio=float(self.t_audio),
             audio_weight=float(self.audio_weight),
             imprint_rho=float(self.imprint_rho),
+            controlnet_scale=float(self.controlnet_scale),
+            reference_weight=float(self.reference_weight),
+            t_reference=float(self.t_reference),
+            reference_start=float(self.reference_start),
         )
 
     def audio_only(self) -> SamplerSettings:

@@ -10,6 +10,7 @@ cached (``$SPEAKIMG_TINY_DIR`` or ``~/.cache/speakimg/tiny``); a stale cache is 
 >>> whisper_ckpt = testing.tiny_whisper()             # whisper.load_model(whisper_ckpt)
 >>> plbert_folder = testing.tiny_plbert()              # speakimg.speech.PLBert.from_pretrained(plbert_folder)
 >>> vits_folder = testing.tiny_vits()                  # speakimg.tts.get_engine("transformers", model=vits_folder)
+>>> controlnet = testing.tiny_controlnet()            # diffusers.ControlNetModel.from_pretrained(controlnet)
 >>> bin_only = testing.tiny_weights_variant("auffusion", ["bin"])  # .bin weights only, as Auffusion's repository
 
 Real trained models that install offline (Whisper tiny.en / base, a Piper voice) are served as
@@ -27,6 +28,7 @@ from speakimg.hub import register_resolver
 from speakimg.testing.cache import KIT_VERSION, cached_build, default_root
 from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
+from speakimg.testing.controlnet_kit import write_tiny_controlnet
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
 from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
 from speakimg.testing.real import REAL_MODELS, resolve_real
@@ -53,6 +55,7 @@ __all__ = [
     "tiny_auffusion",
     "tiny_clap",
     "tiny_clip",
+    "tiny_controlnet",
     "tiny_plbert",
     "tiny_speech_model",
     "tiny_stable_diffusion",
@@ -103,6 +106,11 @@ def tiny_clap(root: Root = None) -> Path:
     return cached_build("clap", write_tiny_clap, root)
 
 
+def tiny_controlnet(root: Root = None) -> Path:
+    """Folder of a tiny ``ControlNetModel`` for the tiny SD (``lllyasviel/sd-controlnet-canny``'s layout)."""
+    return cached_build("controlnet", write_tiny_controlnet, root)
+
+
 def tiny_plbert(root: Root = None) -> Path:
     """Folder in PL-BERT's original layout (``config.yml`` + ``step_<N>.t7``); ``PLBert.from_pretrained`` loads it."""
     return cached_build("plbert", write_tiny_plbert, root)
@@ -133,6 +141,7 @@ BUILDERS: dict[str, Callable[[Root], Path]] = {
     "plbert": tiny_plbert,
     "speech": tiny_speech_model,
     "vits": tiny_vits,
+    "controlnet": tiny_controlnet,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
 
