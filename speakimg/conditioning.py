@@ -7,6 +7,8 @@ has the same length ``L``, so ``[uncond, cond]`` can go through one UNet call.
 
 - :class:`CLIPPromptEncoder`: Stable Diffusion's / Auffusion's CLIP text encoder (last hidden
   state, padded to 77 tokens; ``""`` encodes the empty string, as diffusers does).
+- :class:`T5PromptEncoder`: DeepFloyd IF's T5 encoder (last hidden state of 77 tokens with the
+  attention mask, as ``IFPipeline.encode_prompt``; ``""`` encodes the empty string).
 - ``speakimg.speech.PhonemePromptEncoder``: sentence -> phonemes -> PL-BERT -> adapter (the speech
   model), where ``""`` maps to the model's trained unconditional embedding.
 """
@@ -18,7 +20,7 @@ import abc
 import torch
 from torch import nn
 
-__all__ = ["PromptEncoder", "CLIPPromptEncoder"]
+__all__ = ["PromptEncoder", "CLIPPromptEncoder", "T5PromptEncoder"]
 
 
 class PromptEncoder(nn.Module, abc.ABC):
@@ -88,3 +90,19 @@ class CLIPPromptEncoder(PromptEncoder):
                     SpeakimgWarning,
                     stacklevel=2,
                 )
+
+
+class T5PromptEncoder(CLIPPromptEncoder):
+    """A T5 tokenizer + encoder as in DeepFloyd IF: last hidden state of 77 tokens, padding masked.
+
+    Built by :func:`speakimg.pipeline.deepfloyd.load_pixel_model`; truncation warnings as for CLIP.
+    """
+
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        self.warn_truncated(prompts)
+        tokens = self.tokenizer(
+            list(prompts), padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+        ).to(self.text_encoder.device)
+        return self.text_encoder(tokens.input_ids, attention_mask=tokens.attention_mask)[0]

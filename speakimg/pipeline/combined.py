@@ -133,6 +133,10 @@ class ImagesThatSpeakPipeline:
         self._progress_bar_config: dict[str, Any] = {}
         self._check_components()
 
+    pixel_model: Any = None
+    """An optional DeepFloyd IF stage-I :class:`~speakimg.pipeline.deepfloyd.PixelModel` (the SDS baseline's
+    image side, colorization); :func:`speakimg.sampling.load_pipeline` sets it from ``pixel_model``."""
+
     def _check_components(self) -> None:
         channels = {
             "image_unet.in_channels": self.image_unet.config.in_channels,

@@ -27,6 +27,8 @@ class ImagesThatSpeakOutput(BaseOutput):
         log_mels: natural-log mel ``[B, n_mels, W]`` read from the spectrograms (``speakimg.audio.image_to_mel``).
         audios: the vocoder's waveforms ``[B, hop * W]`` at ``sample_rate``.
         latents: z_0 ``[B, 4, H/8, W/8]`` (float32, never cropped).
+        colors: with ``colorize``: the spectrograms coloured by the pixel model, shaped like ``images``; their
+            channel mean is the spectrogram.
         sample_rate: audio sample rate in Hz (16000).
     """
 
@@ -36,3 +38,4 @@ class ImagesThatSpeakOutput(BaseOutput):
     audios: np.ndarray | torch.Tensor | None = None
     latents: torch.Tensor | None = None
     sample_rate: int = 16000
+    colors: np.ndarray | torch.Tensor | None = None

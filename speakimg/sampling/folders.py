@@ -2,7 +2,8 @@
 
 ``OUT/<image-prompt-slug>__<audio-prompt-slug>/<seed>/`` (``<seed>-<method>/`` for methods other than
 ``denoise``) holds ``img.png``, ``spec.png``, ``spec_color.png``, ``audio.wav``, ``video.mp4`` (optional),
-``log_mel.npy``, ``latents.npy`` (methods with a latent) and ``sample.json``. A folder is written
+``log_mel.npy``, ``latents.npy`` (methods with a latent), ``color.png`` and ``color_video.mp4`` (with
+``colorize``) and ``sample.json``. A folder is written
 whole under a temporary name and renamed into place (:func:`speakimg.io.atomic_dir`): a reader sees
 the old sample or the new one, never a mix of two runs, and a killed run leaves no half folder.
 """
@@ -178,9 +179,14 @@ def write_sample(
         }
         if output.latents is not None:
             files["latents"] = save_npy(tmp / "latents.npy", output.latents[index].float().cpu().numpy())
+        colors = getattr(output, "colors", None)
+        if colors is not None:  # colorize: the spectrogram coloured by the pixel model (its greyscale)
+            files["color"] = save_image(tmp / "color.png", colors[index])
         if video:
             start = time.perf_counter()
             files["video"] = playhead_video(files["spectrogram"], files["audio"], tmp / "video.mp4", fps=fps)
+            if colors is not None:
+                files["color_video"] = playhead_video(files["color"], files["audio"], tmp / "color_video.mp4", fps=fps)
             timings["video_s"] = time.perf_counter() - start
         models = settings.models
         recorded = settings.to_dict() | {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,12 @@ def check_model_names(models: PipelineModels, extra: dict[str, str | None] | Non
     from speakimg.hub import is_local, is_registered_reference, resolve_dir
     from speakimg.vocoder import GRIFFIN_LIM
 
-    named = {"image_model": models.image_model, "audio_model": models.audio_model, "vocoder": models.vocoder}
+    named = {
+        "image_model": models.image_model,
+        "audio_model": models.audio_model,
+        "vocoder": models.vocoder,
+        "pixel_model": models.pixel_model,
+    }
     for role, name in {**named, **(extra or {})}.items():
         if name is None or str(name).lower() in GRIFFIN_LIM or is_local(name) or is_registered_reference(name):
             continue
@@ -67,11 +73,17 @@ def load_pipeline(models: PipelineModels, griffin_lim_iters: int, device: Any, d
     if isinstance(pipe.vocoder, GriffinLimVocoder):
         pipe.vocoder.n_iter = griffin_lim_iters
         pipe.sources["vocoder"] = "griffin-lim"
+    if models.pixel_model is not None:
+        from speakimg.pipeline.deepfloyd import load_pixel_model
+
+        pipe.pixel_model = load_pixel_model(models.pixel_model, dtype, device)
+        pipe.sources["pixel_model"] = models.pixel_model
     return pipe
 
 
 def run_batch(pipe: Any, batch: Sequence[SampleSettings]) -> Any:
-    """One pipeline call for samples that share their sampler settings (each with its seed's generator)."""
+    """One pipeline call for samples that share their sampler settings (each with its seed's generator);
+    with ``colorize``, the output's ``colors`` too."""
     import torch
 
     keys = {s.call_key() for s in batch}
@@ -80,7 +92,19 @@ def run_batch(pipe: Any, batch: Sequence[SampleSettings]) -> Any:
     generators = [torch.Generator("cpu").manual_seed(s.seed) for s in batch]
     images = [s.image_prompt for s in batch]
     audios = [s.audio_prompt for s in batch]
-    return sample_batch(pipe, batch[0].sampler, images, audios, generators, output_type="pt")
+    output = sample_batch(pipe, batch[0].sampler, images, audios, generators, output_type="pt")
+    if batch[0].sampler.colorize:  # any method: colour its spectrograms with the pixel model
+        from speakimg.pipeline.colorization import colorize_output
+
+        output = colorize_output(pipe, batch[0].sampler.resolved(), images, output, generators)
+    return output
+
+
+def _with_checkpoint_dir(sample: SampleSettings, out: Path) -> SampleSettings:
+    """SDS samples checkpoint into ``OUT/.sds-checkpoints`` unless told otherwise (resumable long runs)."""
+    if sample.sampler.method != "sds" or sample.sampler.sds_checkpoint_dir:
+        return sample
+    return replace(sample, sampler=replace(sample.sampler, sds_checkpoint_dir=str(out / ".sds-checkpoints")))
 
 
 def generate(
@@ -124,6 +148,13 @@ def generate(
         from speakimg.media import require_program
 
         require_program("ffmpeg")
+    for sample in samples:
+        if sample.sampler.colorize and sample.models.pixel_model is None:
+            raise ConfigError(
+                "colorize needs a DeepFloyd IF stage-I pixel model: pass --pixel-model DeepFloyd/IF-I-M-v1.0 "
+                "(gated on the hub: accept its licence first) or a downloaded IFPipeline folder"
+            )
+    samples = [_with_checkpoint_dir(s, Path(out)) for s in samples]
     for models in {tuple(vars(s.models).values()): s.models for s in samples}.values():
         check_model_names(models)
     controlnets = {s.sampler.controlnet_model for s in samples if s.sampler.method == "controlnet"}

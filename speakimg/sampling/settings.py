@@ -50,11 +50,12 @@ def check_fraction(name: str, value: Any) -> float:
     return float(value)
 
 
-def check_guidance(name: str, value: Any) -> float:
-    """A guidance scale as a float: an error if it is not a finite number, a warning if it is unusual."""
+def check_guidance(name: str, value: Any, high: float = GUIDANCE_RANGE[1]) -> float:
+    """A guidance scale as a float: an error if it is not a finite number, a warning if it is unusual
+    (negative or above ``high``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    low, high = GUIDANCE_RANGE
+    low = GUIDANCE_RANGE[0]
     if not low <= value <= high:
         what = "negative: it pushes the sample away from its prompt" if value < low else f"above {high:g}"
         warnings.warn(
@@ -75,6 +76,10 @@ def _check_unit(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
+_FLOAT_FIELDS = ("sds_lr", "sds_weight_decay", "sds_image_weight", "sds_t_min", "sds_t_max", "sds_fourier_scale",
+                 "colorize_guidance_scale")  # fmt: skip
+
+
 @dataclass
 class SamplerSettings:
     """How a sample is made, besides its prompts, seed and models (defaults: Images that Sound).
@@ -84,7 +89,8 @@ class SamplerSettings:
             latent denoised by both models, Images that Sound eq. 1-6), ``imprint`` (the baseline: each model
             alone, the picture darkens the spectrogram), ``controlnet`` (Images that Speak's zero-shot
             attempt: SD + a canny ControlNet on the contours of a TTS spectrogram), ``reference`` (ours:
-            combined denoising plus the exact noise estimate of the TTS spectrogram's latent).
+            combined denoising plus the exact noise estimate of the TTS spectrogram's latent), ``sds`` (score
+            distillation of one implicit image by both models).
         steps: DDIM steps (eta 0); for imprint, the spectrogram's. 100 in the papers.
         image_guidance_scale: classifier-free guidance scale of the image model; null: the method's
             default (denoise 10, imprint 7.5).
@@ -118,6 +124,27 @@ class SamplerSettings:
             (the `t_image` / `t_audio` convention: 1.0 = from the first step).
         reference_start: reference: start from z_ref noised to the first timestep <= reference_start * 1000
             (SDEdit); 1.0: from pure noise, as the other methods.
+        sds_steps: sds: optimisation steps of the implicit image (40,000 in Images that Sound).
+        sds_audio_only_steps: sds: the first steps use the audio model alone (5,000: a warm start).
+        sds_lr: sds: AdamW learning rate of the implicit image's network.
+        sds_weight_decay: sds: AdamW weight decay.
+        sds_image_weight: sds: weight of the image model's SDS gradient against the audio model's (lambda 0.4).
+        sds_crops: sds with a pixel model: random overlapping square crops per step, averaged.
+        sds_crop_size: sds with a pixel model: the crops' side in pixels of the spectrogram (256).
+        sds_t_min: sds: smallest timestep drawn, as a fraction of the training steps.
+        sds_t_max: sds: largest timestep drawn, as a fraction of the training steps.
+        sds_fourier_features: sds: random Fourier features of the pixel coordinates (sin and cos of each).
+        sds_fourier_scale: sds: standard deviation of the Fourier frequencies (cycles per image side).
+        sds_hidden: sds: width of the implicit image's MLP (3 hidden layers).
+        sds_checkpoint_every: sds: steps between checkpoints of the implicit image (resumable).
+        sds_checkpoint_dir: sds: folder of the checkpoints ("": the sample command uses
+            OUT/.sds-checkpoints; from Python, none are written).
+        colorize: also colour the spectrogram with the pixel model (Factorized Diffusion): color.png
+            (its greyscale is the spectrogram) and a colour playhead video; needs pixel_model.
+        colorize_steps: colorize: DDPM steps of the pixel model (30).
+        colorize_start_step: colorize: the step it starts from, the spectrogram noised to it (7 of 30).
+        colorize_guidance_scale: colorize: classifier-free guidance scale of the pixel model.
+        colorize_prompt: colorize: the pixel model's prompt; {} stands for the image prompt.
     """
 
     method: str = "denoise"
@@ -144,6 +171,25 @@ class SamplerSettings:
     reference_weight: float = 0.5
     t_reference: float = 1.0
     reference_start: float = 1.0
+    sds_steps: int = 40000
+    sds_audio_only_steps: int = 5000
+    sds_lr: float = 1e-4
+    sds_weight_decay: float = 1e-3
+    sds_image_weight: float = 0.4
+    sds_crops: int = 8
+    sds_crop_size: int = CANVAS.height
+    sds_t_min: float = 0.02
+    sds_t_max: float = 0.98
+    sds_fourier_features: int = 256
+    sds_fourier_scale: float = 10.0
+    sds_hidden: int = 256
+    sds_checkpoint_every: int = 1000
+    sds_checkpoint_dir: str = ""
+    colorize: bool = False
+    colorize_steps: int = 30
+    colorize_start_step: int = 7
+    colorize_guidance_scale: float = 10.0
+    colorize_prompt: str = "a colorful photo of {}"
 
     def validate(self) -> SamplerSettings:
         """One :class:`ConfigError` naming the first bad value (needs no model); returns ``self``.
@@ -152,11 +198,13 @@ class SamplerSettings:
         """
         from speakimg.sampling.methods import get_method
 
-        get_method(self.method)
+        method = get_method(self.method)
         _check_int("steps", self.steps, 1)
         for name in ("image_guidance_scale", "audio_guidance_scale"):
+            default = method.image_guidance_scale if name.startswith("image") else None
+            high = max(GUIDANCE_RANGE[1], 2 * (default or method.guidance_scale))  # SDS: 80 is the paper's
             if getattr(self, name) is not None:
-                check_guidance(name, getattr(self, name))
+                check_guidance(name, getattr(self, name), high)
         check_fraction("t_image", self.t_image)
         check_fraction("t_audio", self.t_audio)
         _check_unit("audio_weight", self.audio_weight)
@@ -186,6 +234,8 @@ class SamplerSettings:
         if not isinstance(self.imprint_inverse_image, bool):
             raise ConfigError(f"imprint_inverse_image must be true or false, got {self.imprint_inverse_image!r}")
         self._validate_extensions()
+        self._validate_sds()
+        self._validate_colorize()
         return self
 
     def _validate_extensions(self) -> None:
@@ -208,16 +258,52 @@ class SamplerSettings:
         check_fraction("t_reference", self.t_reference)
         check_fraction("reference_start", self.reference_start)
 
+    def _validate_sds(self) -> None:
+        for name in ("sds_steps", "sds_crops", "sds_fourier_features", "sds_hidden", "sds_checkpoint_every"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("sds_audio_only_steps", self.sds_audio_only_steps, 0)
+        _check_int("sds_crop_size", self.sds_crop_size, 8)
+        for name in ("sds_lr", "sds_weight_decay", "sds_image_weight", "sds_fourier_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        _check_unit("sds_t_min", self.sds_t_min)
+        _check_unit("sds_t_max", self.sds_t_max)
+        if not self.sds_t_min < self.sds_t_max:
+            raise ConfigError(f"sds_t_min={self.sds_t_min} must be below sds_t_max={self.sds_t_max}")
+        if self.sds_crop_size > self.height:
+            raise ConfigError(f"sds_crop_size={self.sds_crop_size} is larger than the picture's height {self.height}")
+        if not isinstance(self.sds_checkpoint_dir, str):
+            raise ConfigError(f'sds_checkpoint_dir must be a folder name (or ""), got {self.sds_checkpoint_dir!r}')
+
+    def _validate_colorize(self) -> None:
+        if not isinstance(self.colorize, bool):
+            raise ConfigError(f"colorize must be true or false, got {self.colorize!r}")
+        _check_int("colorize_steps", self.colorize_steps, 1)
+        _check_int("colorize_start_step", self.colorize_start_step, 0)
+        if self.colorize_start_step >= self.colorize_steps:
+            raise ConfigError(
+                f"colorize_start_step={self.colorize_start_step} must be below colorize_steps={self.colorize_steps} "
+                "(the paper: step 7 of 30)"
+            )
+        check_guidance("colorize_guidance_scale", self.colorize_guidance_scale)
+        if not isinstance(self.colorize_prompt, str) or self.colorize_prompt.count("{}") != 1:
+            raise ConfigError(
+                f"colorize_prompt must be a string with one {{}} for the image prompt, got {self.colorize_prompt!r}"
+            )
+
     def resolved(self) -> SamplerSettings:
         """Validated, with every "null = the method's default" filled in: the values actually used."""
         from speakimg.sampling.methods import get_method
 
         self.validate()
-        default = get_method(self.method).guidance_scale
+        method = get_method(self.method)
+        default = method.guidance_scale
+        image_default = default if method.image_guidance_scale is None else method.image_guidance_scale
         image, audio = self.image_guidance_scale, self.audio_guidance_scale
         return replace(
             self,
-            image_guidance_scale=float(default if image is None else image),
+            image_guidance_scale=float(image_default if image is None else image),
             audio_guidance_scale=float(default if audio is None else audio),
             t_image=float(self.t_image),
             t_audio=float(self.t_audio),
@@ -227,6 +313,7 @@ class SamplerSettings:
             reference_weight=float(self.reference_weight),
             t_reference=float(self.t_reference),
             reference_start=float(self.reference_start),
+            **{name: float(getattr(self, name)) for name in _FLOAT_FIELDS},
         )
 
     def audio_only(self) -> SamplerSettings:
@@ -248,11 +335,14 @@ class PipelineModels:
             by speakimg (sentences); null: Auffusion.
         vocoder: HiFi-GAN folder or hub id, or ``griffin-lim``; null: the audio model's ``vocoder/``
             (Griffin-Lim when it has none).
+        pixel_model: DeepFloyd IF stage-I folder or hub id (``DeepFloyd/IF-I-M-v1.0``), for the image side
+            of sds and for colorize; null: none (sds then uses the image model's latent SDS).
     """
 
     image_model: str | None = None
     audio_model: str | None = None
     vocoder: str | None = None
+    pixel_model: str | None = None
 
 
 @dataclass

@@ -11,6 +11,7 @@ cached (``$SPEAKIMG_TINY_DIR`` or ``~/.cache/speakimg/tiny``); a stale cache is 
 >>> plbert_folder = testing.tiny_plbert()              # speakimg.speech.PLBert.from_pretrained(plbert_folder)
 >>> vits_folder = testing.tiny_vits()                  # speakimg.tts.get_engine("transformers", model=vits_folder)
 >>> controlnet = testing.tiny_controlnet()            # diffusers.ControlNetModel.from_pretrained(controlnet)
+>>> if_folder = testing.tiny_if()                       # IFPipeline.from_pretrained(if_folder): DeepFloyd IF stage I
 >>> bin_only = testing.tiny_weights_variant("auffusion", ["bin"])  # .bin weights only, as Auffusion's repository
 
 Real trained models that install offline (Whisper tiny.en / base, a Piper voice) are served as
@@ -30,6 +31,7 @@ from speakimg.testing.clap import write_tiny_clap
 from speakimg.testing.clip import write_tiny_clip
 from speakimg.testing.controlnet_kit import write_tiny_controlnet
 from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
+from speakimg.testing.if_kit import write_tiny_if
 from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
 from speakimg.testing.real import REAL_MODELS, resolve_real
 from speakimg.testing.variants import KINDS, VARIANT_MARKS, weights_file_name, write_weight_variants
@@ -56,6 +58,7 @@ __all__ = [
     "tiny_clap",
     "tiny_clip",
     "tiny_controlnet",
+    "tiny_if",
     "tiny_plbert",
     "tiny_speech_model",
     "tiny_stable_diffusion",
@@ -111,6 +114,11 @@ def tiny_controlnet(root: Root = None) -> Path:
     return cached_build("controlnet", write_tiny_controlnet, root)
 
 
+def tiny_if(root: Root = None) -> Path:
+    """Folder in DeepFloyd IF stage-I layout (T5 encoder, 64 x 64 pixel UNet, DDPM scheduler); ``IFPipeline`` loads it."""
+    return cached_build("deepfloyd-if", write_tiny_if, root)
+
+
 def tiny_plbert(root: Root = None) -> Path:
     """Folder in PL-BERT's original layout (``config.yml`` + ``step_<N>.t7``); ``PLBert.from_pretrained`` loads it."""
     return cached_build("plbert", write_tiny_plbert, root)
@@ -142,6 +150,7 @@ BUILDERS: dict[str, Callable[[Root], Path]] = {
     "speech": tiny_speech_model,
     "vits": tiny_vits,
     "controlnet": tiny_controlnet,
+    "deepfloyd-if": tiny_if,
 }
 """Every tiny model by name; ``build_all`` and ``python -m speakimg.testing`` write them all."""
 

@@ -7,6 +7,10 @@ import nothing heavy at import time (the registry is read when settings are vali
 
 - ``denoise``: combined denoising (Images that Sound): :meth:`ImagesThatSpeakPipeline.__call__`.
 - ``imprint``: the imprint baseline: :meth:`ImagesThatSpeakPipeline.imprint`.
+- ``sds``: multimodal score distillation of an implicit image: :func:`speakimg.pipeline.sds.sample_sds`.
+
+With ``settings.colorize`` :func:`speakimg.sampling.run_batch` also colours every method's spectrograms
+with the pixel model (:mod:`speakimg.pipeline.colorization`): the output's ``colors``.
 
 >>> out = sample_batch(pipe, SamplerSettings(steps=50), ["a castle"], ["bells"], [torch.Generator().manual_seed(0)])
 """
@@ -32,25 +36,33 @@ MethodFunction = Callable[..., Any]
 
 @dataclass(frozen=True)
 class Method:
-    """A registered method: its name, function, default guidance scale and one-line summary."""
+    """A registered method: its name, function, default guidance scale and one-line summary.
+
+    ``image_guidance_scale``: the image model's default when it differs from ``guidance_scale``.
+    """
 
     name: str
     function: MethodFunction
     guidance_scale: float
     summary: str
+    image_guidance_scale: float | None = None
 
 
 METHODS: dict[str, Method] = {}
 """Every registered method by name."""
 
 
-def register_method(name: str, *, guidance_scale: float, summary: str) -> Callable[[MethodFunction], MethodFunction]:
-    """Register the decorated function as method ``name`` (``guidance_scale``: the default of both scales)."""
+def register_method(
+    name: str, *, guidance_scale: float, summary: str, image_guidance_scale: float | None = None
+) -> Callable[[MethodFunction], MethodFunction]:
+    """Register the decorated function as method ``name`` (``guidance_scale``: the default of both scales;
+    ``image_guidance_scale``: the image model's, when it differs)."""
 
     def decorate(function: MethodFunction) -> MethodFunction:
         if name in METHODS and METHODS[name].function is not function:
             raise ValueError(f"a sampling method named {name!r} is already registered")
-        METHODS[name] = Method(name, function, float(guidance_scale), summary)
+        image = None if image_guidance_scale is None else float(image_guidance_scale)
+        METHODS[name] = Method(name, function, float(guidance_scale), summary, image)
         return function
 
     return decorate
@@ -73,7 +85,10 @@ def sample_batch(
     *,
     output_type: str = "pt",
 ) -> Any:
-    """Sample a batch with ``settings.method`` (settings resolved first); returns the pipeline's output."""
+    """Sample a batch with ``settings.method`` (settings resolved first); returns the pipeline's output.
+
+    (``settings.colorize`` is applied by :func:`speakimg.sampling.run_batch`, the commands' batch runner.)
+    """
     settings = settings.resolved()
     function = get_method(settings.method).function
     return function(pipe, settings, list(image_prompts), list(audio_prompts), generators, output_type=output_type)
