@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import re
@@ -25,7 +26,17 @@ from typing import Any, NoReturn
 
 from speakimg.errors import SpeakimgError, SpeakimgWarning, printable
 
-__all__ = ["DEBUG_HELP", "MAX_MESSAGE", "error_line", "main", "normalize_options", "run", "usage_error"]
+__all__ = [
+    "DEBUG_HELP",
+    "MAX_MESSAGE",
+    "ArgumentParser",
+    "console",
+    "error_line",
+    "main",
+    "normalize_options",
+    "run",
+    "usage_error",
+]
 
 MAX_MESSAGE = 1000
 """Characters of an error message printed without ``--debug``."""
@@ -63,6 +74,19 @@ def usage_error(message: str, prog: str | None = None) -> NoReturn:
     raise SystemExit(2)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` as every speakimg command line uses it: the description printed as written, ``--debug``,
+    and a usage mistake as one ``error:`` line (exit status 2) instead of the usage block."""
+
+    def __init__(self, prog: str, description: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(prog=prog, description=description, **kwargs)
+        self.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+    def error(self, message: str) -> NoReturn:
+        usage_error(message, self.prog)
+
+
 @contextlib.contextmanager
 def _warnings_as_lines() -> Iterator[None]:
     original = warnings.showwarning
@@ -81,14 +105,14 @@ def _warnings_as_lines() -> Iterator[None]:
 
 
 def main(run: Callable[[list[str]], Any], argv: list[str] | None = None) -> int:
-    """Run ``run(argv)`` as a console entry point: 0 on success, 2 with one ``error:`` line for a
-    :class:`SpeakimgError` (and its traceback with ``--debug``), 130 on Ctrl-C."""
+    """Run ``run(argv)`` as a console entry point: 0 on success (or the status ``run`` returns, if an int),
+    2 with one ``error:`` line for a :class:`SpeakimgError` (and its traceback with ``--debug``), 130 on Ctrl-C."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with _warnings_as_lines():
         try:
-            run(argv)
+            status = run(argv)
         except SpeakimgError as error:
             if debug:
                 traceback.print_exc()
@@ -97,7 +121,12 @@ def main(run: Callable[[list[str]], Any], argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
-    return 0
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+def console(run: Callable[[list[str]], Any]) -> NoReturn:
+    """``if __name__ == "__main__": cli.console(main)``: :func:`main` on ``sys.argv``, then exit with its status."""
+    raise SystemExit(main(run))
 
 
 def run(main: Callable[[list[str] | None], Any], argv: Sequence[str] | None = None, prog: str | None = None) -> Any:

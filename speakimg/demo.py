@@ -16,13 +16,14 @@ The same commands run the real models (see the README).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from speakimg import cli
 
 log = logging.getLogger("speakimg.demo")
 
@@ -193,9 +194,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m speakimg.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = cli.ArgumentParser("python -m speakimg.demo", __doc__)
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (replaced)")
     parser.add_argument("--image-prompt", default=DEFAULT_IMAGE_PROMPT, help="what the picture shows")
     parser.add_argument("--sentence", default=DEFAULT_SENTENCE, help="what it says")
@@ -206,6 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="dataset build processes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from speakimg.errors import ConfigError
+
+    for option in ("sentences", "speech_steps", "vocoder_steps", "sample_steps"):  # before anything is removed
+        if getattr(args, option) < 1:
+            raise ConfigError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: a file, not a folder")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for noisy in ("lightning", "lightning.pytorch", "speakimg", "callbacks"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -218,4 +224,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.console(main)

@@ -12,7 +12,6 @@ come from the base model, so the export prints what it read and wrote, not a lis
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 import warnings
@@ -43,13 +42,13 @@ def export_checkpoint(
 
     Logs a short summary: the checkpoint's step, the trained tensors and parameters per group, the files.
     """
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():  # before the imports below (Lightning: seconds)
+        raise CheckpointError(f"{ckpt_path}: no such checkpoint file")
     from speakimg.io import load_torch
     from speakimg.modules.common import describe_state, format_bytes, format_count
     from speakimg.modules.speech_lora import CHECKPOINT_KIND, SpeechLoRAModule
 
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise CheckpointError(f"{ckpt_path}: no such checkpoint file")
     checkpoint = load_torch(ckpt_path, what="speech training checkpoint")
     kind = checkpoint.get("speakimg", {}).get("kind") if isinstance(checkpoint, dict) else None
     if kind != CHECKPOINT_KIND:
@@ -86,15 +85,14 @@ def export_checkpoint(
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    from speakimg.cli import ArgumentParser
+
+    parser = ArgumentParser(PROG, __doc__)
     parser.add_argument("ckpt", type=Path, help="a checkpoint of `python -m speakimg.fit` (SpeechLoRAModule)")
     parser.add_argument("out_dir", type=Path, help="the speech model folder to write")
     parser.add_argument("--no-ema", action="store_true", help="export the raw weights even if the run kept an EMA")
     parser.add_argument("--base-model", help="override the base model reference (hub id or folder)")
     parser.add_argument("--plbert", help="override the PL-BERT reference (folder or hub id)")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     start = time.time()

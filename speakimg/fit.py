@@ -304,6 +304,16 @@ def resolve_config(args: list[str]) -> dict[str, Any]:
     return yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))
 
 
+def _check_config_files(args: list[str]) -> None:
+    """Every ``--config PATH`` names an existing file (a ConfigError naming the path, otherwise)."""
+    for i, arg in enumerate(args):
+        path = arg.split("=", 1)[1] if arg.startswith("--config=") else None
+        if arg == "--config" and i + 1 < len(args):
+            path = args[i + 1]
+        if path is not None and not path.lstrip().startswith(("{", "[")) and not Path(path).is_file():
+            raise ConfigError(f"--config {path}: no such file (the shipped configs are in configs/)")
+
+
 def main(args: list[str] | None = None):
     """Run ``trainer.fit``; returns the CLI object (trainer, model, datamodule) for inspection.
 
@@ -317,6 +327,7 @@ def main(args: list[str] | None = None):
     if args in (["-h"], ["--help"]):
         print(USAGE)
         raise SystemExit(0)
+    _check_config_files(args)  # before Lightning's import (seconds): a mistyped path fails at once
     if from_argv:  # LightningCLI reads sys.argv itself (and DDP launchers rerun it for the other ranks)
         sys.argv[1:] = args
     import lightning.pytorch  # noqa: F401  (first: Lightning sets up its own log handler only before ours)

@@ -33,6 +33,7 @@ import logging
 import sys
 from pathlib import Path
 
+from speakimg import cli
 from speakimg.data.builder import BuildSummary, available_cpus, build_dataset, merge_datasets
 from speakimg.data.canvas import CanvasFit
 from speakimg.data.plan import BuildConfig, Item, item_id, plan_items
@@ -81,9 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     from speakimg.tts import ENGINES
 
     defaults = CanvasFit()
-    p = argparse.ArgumentParser(
-        prog="python -m speakimg.data.build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.ArgumentParser("python -m speakimg.data.build", __doc__)
     p.add_argument("--texts", type=Path, help="UTF-8 file with one sentence per line")
     p.add_argument("--out", type=Path, required=True, help="dataset folder (resumed if it exists)")
     p.add_argument("--merge", type=Path, nargs="*", metavar="SHARD_DIR", help="merge shard folders into --out")
@@ -144,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             summary = build_dataset(args.texts, args.out, config, args.workers, args.shard, progress=not args.quiet)
     except (DataError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(cli.error_line(error), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"interrupted: finished items are kept in {args.out}; rerun the same command to resume", file=sys.stderr)
@@ -155,4 +156,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.console(main)

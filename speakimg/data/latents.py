@@ -17,7 +17,6 @@ stale ones (of items no longer in the dataset, or rebuilt since: the builder rem
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speakimg import cli
 from speakimg.audio import CANVAS_FRAMES, LOG_MEL_MIN, fit_canvas, mel_to_image, to_vae_range
 from speakimg.audio.canvas import CANVAS
 from speakimg.data.manifest import ManifestRecord, load_mel, read_manifest
@@ -211,8 +211,7 @@ def check_latent_caches(data_dir: str | os.PathLike, ok_ids: set[str]) -> list[L
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m speakimg.data.latents", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = cli.ArgumentParser("python -m speakimg.data.latents", __doc__)
     parser.add_argument("data_dir", type=Path, help="a dataset built by speakimg.data.build")
     parser.add_argument("--vae", required=True, help="hub id or folder of a diffusers pipeline (its vae/) or a VAE")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
@@ -224,4 +223,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.console(main)

@@ -22,7 +22,6 @@ sentences) and ``durations.png`` (speech durations and canvas fill). Reported:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -31,14 +30,13 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from speakimg.data.canvas import SPEECH_SAMPLES
-from speakimg.data.manifest import BUILD_CONFIG, ManifestRecord, load_mel, load_record_audio, read_manifest
+from speakimg import cli
 from speakimg.errors import DataError
-from speakimg.io import write_text
+
+if TYPE_CHECKING:
+    from speakimg.data.manifest import ManifestRecord
 
 __all__ = ["dataset_report", "format_report", "main"]
 
@@ -83,17 +81,29 @@ def _sample(records: list[ManifestRecord], n: int, seed: int) -> list[ManifestRe
     return sorted(chosen, key=lambda r: r.index)
 
 
+def _load_whisper(whisper: str, device: Any) -> Any:
+    """The Whisper metric with its model loaded: a model that cannot load fails before any work is done."""
+    from speakimg.metrics import WhisperWER
+    from speakimg.runtime import select_device
+
+    metric = WhisperWER(whisper, device=select_device(device))
+    metric.whisper_model  # noqa: B018  (loads it now)
+    return metric
+
+
 def _intelligibility(
-    data_dir: Path, records: list[ManifestRecord], whisper: str, samples: int, seed: int, gl_iters: int, device
+    data_dir: Path, records: list[ManifestRecord], metric: Any, samples: int, seed: int, gl_iters: int
 ) -> dict:
+    import torch
     from tqdm.auto import tqdm
 
     from speakimg.audio import griffin_lim
-    from speakimg.metrics import WhisperWER, word_error_rate
+    from speakimg.data.manifest import load_mel, load_record_audio
+    from speakimg.metrics import word_error_rate
 
+    whisper = metric.model_name
+    device = metric.device
     chosen = _sample(records, samples, seed)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    metric = WhisperWER(whisper, device=device)
     stored, resynth = [], []
     for record in tqdm(chosen, desc="griffin-lim", unit="item", leave=False):
         stored.append(load_record_audio(data_dir, record))
@@ -139,6 +149,7 @@ def _spectrogram_grid(path: Path, data_dir: Path, records: list[ManifestRecord])
     import matplotlib.pyplot as plt
 
     from speakimg.audio import mel_to_image
+    from speakimg.data.manifest import load_mel
 
     fig, axes = plt.subplots(len(records), 1, figsize=(12, 1.6 * len(records)), squeeze=False)
     for ax, record in zip(axes[:, 0], records, strict=True):
@@ -161,6 +172,8 @@ def _durations_plot(path: Path, seconds: list[float]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3))
+    import numpy as np
+
     ax.hist(seconds, bins=np.linspace(0, 10, 41), color="#444")
     ax.set_xlabel("speech seconds (canvas holds 10 s)")
     ax.set_ylabel("items")
@@ -194,6 +207,9 @@ def dataset_report(
         device: torch device of Whisper (default: CUDA if available).
         min_speech_seconds: items with less speech are listed (and logged) as short.
     """
+    from speakimg.data.canvas import SPEECH_SAMPLES
+    from speakimg.data.manifest import BUILD_CONFIG, read_manifest
+    from speakimg.io import write_text
     from speakimg.text import SYMBOL_TO_ID, UNKNOWN, phoneme_coverage
 
     data_dir = Path(data_dir)
@@ -201,6 +217,9 @@ def dataset_report(
     records = [r for r in everything if r.status == "ok"]
     if not records:
         raise DataError(f"{data_dir}: no ok items to report on ({len(everything)} error records)")
+    metric = None
+    if whisper is not None and str(whisper).lower() != "none":  # first: a Whisper that cannot load fails now
+        metric = _load_whisper(str(whisper), device)
     out = Path(out) if out is not None else data_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / BUILD_CONFIG
@@ -257,9 +276,8 @@ def dataset_report(
             data_dir, len(short), min_speech_seconds, short[0].id, short[0].speech_seconds, short[0].text,
         )  # fmt: skip
     report["files"] = {"spectrograms": str(out / "spectrograms.png"), "durations": str(out / "durations.png")}
-    if whisper is not None and str(whisper).lower() != "none":
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        report["intelligibility"] = _intelligibility(data_dir, records, str(whisper), samples, seed, gl_iters, device)
+    if metric is not None:
+        report["intelligibility"] = _intelligibility(data_dir, records, metric, samples, seed, gl_iters)
     write_text(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_text(out / "report.md", format_report(report))
     return report
@@ -340,8 +358,7 @@ def format_report(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m speakimg.data.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = cli.ArgumentParser("python -m speakimg.data.report", __doc__)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--whisper", default=DEFAULT_WHISPER, help="Whisper name or checkpoint path; 'none' skips")
     parser.add_argument("--samples", type=int, default=20, help="items transcribed")
@@ -360,4 +377,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.console(main)

@@ -22,13 +22,13 @@ import logging
 import sys
 from pathlib import Path
 
+from speakimg import cli
+
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m speakimg.data.verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli.ArgumentParser("python -m speakimg.data.verify", __doc__)
     p.add_argument("data_dir", type=Path, help="a dataset folder built by speakimg.data.build")
     p.add_argument("--repair", action="store_true", help="rebuild what is broken (and remove stale latents)")
     p.add_argument("--workers", type=int, default=None, help="processes for rebuilding (default: all CPUs)")
@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = verify_dataset(args.data_dir, workers, progress=not args.quiet)
     except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(cli.error_line(error), file=sys.stderr)
         return 2
     print(result.format())
     if args.json is not None:
@@ -65,4 +67,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.console(main)

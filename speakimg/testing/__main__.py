@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
+from pathlib import Path
 
+from speakimg import cli
+from speakimg.errors import ConfigError
 from speakimg.testing import BUILDERS, default_root
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m speakimg.testing", description=__doc__)
+    parser = cli.ArgumentParser("python -m speakimg.testing", __doc__)
     parser.add_argument("--out", default=None, help=f"output folder (default {default_root()})")
     parser.add_argument("--only", nargs="*", choices=sorted(BUILDERS), help="build only these models")
     args = parser.parse_args(argv)
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: a file, not a folder")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from tqdm.auto import tqdm
 
@@ -23,4 +27,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.console(main)

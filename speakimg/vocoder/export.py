@@ -15,11 +15,11 @@ training code can continue from it.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from pathlib import Path
 
+from speakimg import cli
 from speakimg.errors import ModelNotFoundError
 from speakimg.vocoder.checkpoints import read_training_checkpoint, write_discriminator_file
 from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
@@ -63,11 +63,7 @@ def export_checkpoint(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:
-    parser = argparse.ArgumentParser(
-        prog="python -m speakimg.vocoder.export",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.ArgumentParser("python -m speakimg.vocoder.export", __doc__)
     parser.add_argument("checkpoint", help="HiFiGANModule Lightning checkpoint (.ckpt)")
     parser.add_argument("out_dir", help="folder to write config.json, vocoder.pt and do_XXXXXXXX into")
     parser.add_argument("--no-discriminators", action="store_true", help="write only the generator files")
@@ -80,4 +76,4 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.console(main)

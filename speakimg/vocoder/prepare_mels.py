@@ -15,7 +15,6 @@ convention is the project's (``mel_to_image``: [0, 1], low frequencies at the bo
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from speakimg import cli
 from speakimg.audio import LOG_MEL_MIN, from_vae_range, image_to_mel, mel_to_image, to_vae_range
 from speakimg.data.manifest import load_mel, read_manifest
 from speakimg.errors import DataError
@@ -94,11 +94,7 @@ def prepare_mels(
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(
-        prog="python -m speakimg.vocoder.prepare_mels",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.ArgumentParser("python -m speakimg.vocoder.prepare_mels", __doc__)
     parser.add_argument("data_dir", help="a dataset built by python -m speakimg.data.build")
     parser.add_argument("--vae", required=True, help="pipeline folder or hub id (uses its vae/), or a VAE folder")
     parser.add_argument("--out", default="mels_vae", help="output folder inside DATA_DIR (default mels_vae)")
@@ -126,4 +122,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    cli.console(main)
