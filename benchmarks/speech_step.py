@@ -47,7 +47,7 @@ PLBERT_PARAMS = dict(
     num_hidden_layers=12,
     dropout=0.1,
 )
-"""PL-BERT's model_params (METHOD.md 7)."""
+"""PL-BERT's model_params (docs/method.md 7)."""
 
 SENTENCE = "A small red fox jumped over the quiet garden wall."
 

@@ -11,7 +11,7 @@ from speakimg.audio import AudioError, MelConfig, log_mel, num_frames
 
 
 def reference_log_mel(wav: np.ndarray, cfg: MelConfig = MelConfig()) -> np.ndarray:
-    """Straightforward numpy version of METHOD.md section 1 (float64, explicit framing)."""
+    """Straightforward numpy version of docs/method.md section 1 (float64, explicit framing)."""
     pad = (cfg.n_fft - cfg.hop_length) // 2
     x = np.pad(wav.astype(np.float64), (pad, pad), mode="reflect")
     n = np.arange(cfg.win_length)

@@ -145,7 +145,7 @@ def test_select_device_and_dtype_errors():
 
 
 def test_canvas_numbers_match_auffusion():
-    # independent arithmetic from METHOD.md sections 1-2 and 5
+    # independent arithmetic from docs/method.md sections 1-2 and 5
     assert (CANVAS.sample_rate, CANVAS.hop_length, CANVAS.n_mels) == (16000, 160, 256)
     assert (CANVAS.height, CANVAS.width, CANVAS.cropped_width) == (256, 1024, 992)
     assert CANVAS.num_samples == 163_840 and CANVAS.speech_samples == 160_000 and CANVAS.crop_samples == 5120

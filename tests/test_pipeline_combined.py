@@ -14,7 +14,7 @@ from speakimg.errors import ConfigError
 from speakimg.pipeline import ImagesThatSpeakPipeline
 
 # ----------------------------------------------------------------------------------------- reference
-# Written from METHOD.md section 5 without the pipeline's code: its own model loading, text
+# Written from docs/method.md section 5 without the pipeline's code: its own model loading, text
 # encoding, alpha-bar schedule, timesteps, guidance, weights and DDIM update (eta 0).
 
 T = 1000
@@ -210,7 +210,7 @@ def test_decoding_shapes_values_and_crop(tiny_pipeline, tiny_sd, tiny_auffusion)
     assert full.log_mels.shape == (1, 256, 1024) and full.audios.shape == (1, 163840)  # 10.24 s at 16 kHz
     assert full.sample_rate == 16000
 
-    # independent decode: each model's own VAE, (x / 2 + 0.5).clamp(0, 1), channel mean, METHOD.md section 2
+    # independent decode: each model's own VAE, (x / 2 + 0.5).clamp(0, 1), channel mean, docs/method.md section 2
     z_0 = full.latents
     image_vae = AutoencoderKL.from_pretrained(tiny_sd, subfolder="vae")
     audio_vae = AutoencoderKL.from_pretrained(tiny_auffusion, subfolder="vae")

@@ -1,4 +1,4 @@
-"""Which model takes part at which DDIM step, and with what weight (METHOD.md section 5)."""
+"""Which model takes part at which DDIM step, and with what weight (docs/method.md section 5)."""
 
 from __future__ import annotations
 

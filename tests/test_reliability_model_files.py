@@ -158,7 +158,7 @@ def test_the_scale_discriminator_trains_as_the_original_from_the_first_step():
     from speakimg.vocoder.norms import from_legacy_state_dict
 
     torch.manual_seed(0)
-    reference = RefMSD().train()  # written from METHOD.md with torch.nn.utils.spectral_norm, separate calls
+    reference = RefMSD().train()  # written from docs/method.md with torch.nn.utils.spectral_norm, separate calls
     ours = MultiScaleDiscriminator().train()
     ours.load_state_dict(from_legacy_state_dict(ours, reference.state_dict()), strict=True)
     g = torch.Generator().manual_seed(1)

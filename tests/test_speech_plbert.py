@@ -1,4 +1,4 @@
-"""PL-BERT loads from its original checkpoint format (METHOD.md 7) with every key checked."""
+"""PL-BERT loads from its original checkpoint format (docs/method.md 7) with every key checked."""
 
 from __future__ import annotations
 

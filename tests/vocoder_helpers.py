@@ -84,7 +84,7 @@ def write_speech_dataset(
 
 
 # --------------------------------------------------------------------------------------------------
-# An independent reference of the original HiFi-GAN modules, written from METHOD.md sections 3-4 with the
+# An independent reference of the original HiFi-GAN modules, written from docs/method.md sections 3-4 with the
 # *legacy* weight_norm / spectral_norm hooks, so that its state dicts have the original checkpoints' keys.
 # speakimg's modules must load these state dicts, save into them, and compute the same outputs.
 # --------------------------------------------------------------------------------------------------

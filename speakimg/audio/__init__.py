@@ -1,6 +1,6 @@
 """The audio front end: one log-mel analysis, its image map, Griffin-Lim and audio I/O.
 
-Everything in speakimg that touches a spectrogram goes through this package (METHOD.md 1-2).
+Everything in speakimg that touches a spectrogram goes through this package (docs/method.md 1-2).
 Names are imported on first use, so ``from speakimg.audio import CANVAS`` (the geometry) does not
 import torch or librosa: command lines that only read settings start fast.
 """

@@ -1,6 +1,6 @@
 """The canvas geometry: one object that says how big a spectrogram image, its audio and its latent are.
 
-Auffusion's canvas (METHOD.md sections 1-2, docs/method.md): 16 kHz audio, hop 160, 256 mel bins,
+Auffusion's canvas (docs/method.md sections 1-2): 16 kHz audio, hop 160, 256 mel bins,
 1024 frames (10.24 s) of which speech may fill the first 10 s (1000 frames); the generated outputs
 lose their last 32 columns (0.32 s, the band that is padding in the training clips); the SD VAE maps
 the 256 x 1024 image to a 4 x 32 x 128 latent. Every module reads these numbers from a

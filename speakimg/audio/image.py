@@ -1,6 +1,6 @@
 """The spectrogram image: log-mel <-> 3-channel image in [0, 1], the 1024-frame canvas, VAE range.
 
-Convention of Auffusion / Images that Sound (METHOD.md section 2): the log-mel is clamped to
+Convention of Auffusion / Images that Sound (docs/method.md section 2): the log-mel is clamped to
 ``[ln(1e-5), ln(200)]`` and scaled to [0, 1]; the frequency axis is flipped so that low frequencies
 are at the bottom of the image (row 0 = highest mel bin); the single channel is repeated to RGB.
 The canvas is 1024 frames (10.24 s); shorter clips are right-padded with 0 = silence.

@@ -3,7 +3,7 @@
 This is the single implementation used by the data builder, the vocoder's loss, the sampler's
 decode and the vocoder cycle check. It is differentiable and runs on any device.
 
-Auffusion's analysis (METHOD.md section 1): reflect-pad by ``(n_fft - hop) / 2`` on each side,
+Auffusion's analysis (docs/method.md section 1): reflect-pad by ``(n_fft - hop) / 2`` on each side,
 STFT with ``center=False`` and a periodic Hann window of ``win_length`` zero-padded to ``n_fft``,
 magnitude ``sqrt(re^2 + im^2 + 1e-9)``, 256 Slaney mel filters (0-8 kHz), natural log of the mel
 clamped at 1e-5. ``frames = samples // hop``.

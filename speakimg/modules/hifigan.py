@@ -1,7 +1,7 @@
 """HiFiGANModule: HiFi-GAN training (from scratch or fine-tuning Auffusion's vocoder) in Lightning.
 
 A thin training wrapper over :mod:`speakimg.vocoder` (generator, discriminators, losses). Manual
-optimization, per batch (METHOD.md section 4)::
+optimization, per batch (docs/method.md section 4)::
 
     y_hat = G(mel)                                          # once
     D step: loss_D(MPD, MSD on y and y_hat.detach())        # discriminator AdamW (G frozen)

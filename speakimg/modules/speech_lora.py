@@ -208,7 +208,7 @@ class SpeechLoRAModule(LightningModule):
                 shape = tuple(image.shape) if torch.is_tensor(image) else type(image)
                 raise DataError(
                     f"{stage} batch 'image' has shape {shape}; this model trains on [B, 3, {height}, {width}] "
-                    f"spectrogram images ({height} mels x {width} frames, METHOD.md 2). Rebuild the dataset with "
+                    f"spectrogram images ({height} mels x {width} frames, docs/method.md 2). Rebuild the dataset with "
                     "`python -m speakimg.data.build` or set the model's image_size."
                 )
             low, high = float(image.min()), float(image.max())

@@ -1,4 +1,4 @@
-"""The diffusion training objective (METHOD.md 8), as plain functions of tensors.
+"""The diffusion training objective (docs/method.md 8), as plain functions of tensors.
 
 ``z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps`` with ``t ~ U{0 .. T-1}`` on the DDPM schedule of the
 base model's own scheduler config (SD 1.5: scaled-linear betas 0.00085 .. 0.012, T = 1000), and the MSE

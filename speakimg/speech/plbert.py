@@ -1,6 +1,6 @@
 """PL-BERT, the phoneme-level ALBERT of StyleTTS2, loaded from its original checkpoint folder.
 
-The original layout (METHOD.md 7) is ``<dir>/config.yml`` (``model_params`` -> ``AlbertConfig``) and
+The original layout (docs/method.md 7) is ``<dir>/config.yml`` (``model_params`` -> ``AlbertConfig``) and
 one or more ``<dir>/step_<N>.t7`` training checkpoints holding ``{"net": state_dict, ...}`` whose keys
 are ``module.encoder.<albert key>`` (plus the pre-training heads, which are not used). The loader
 takes the highest ``N``, reads it with ``torch.load(weights_only=True)``, keeps the encoder weights,

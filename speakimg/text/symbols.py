@@ -1,4 +1,4 @@
-"""PL-BERT's 178-symbol table (METHOD.md section 7): phoneme strings <-> input ids.
+"""PL-BERT's 178-symbol table (docs/method.md section 7): phoneme strings <-> input ids.
 
 Order: ``$`` (pad, id 0); the 16 punctuation characters ``;:,.!?¡¿—…"«»“”`` and space (id 16);
 A-Z, a-z; then 109 IPA symbols. As in the original tables, the apostrophe appears twice in the IPA

@@ -1,4 +1,4 @@
-"""HiFi-GAN's multi-period and multi-scale discriminators (METHOD.md section 4), original key layout.
+"""HiFi-GAN's multi-period and multi-scale discriminators (docs/method.md section 4), original key layout.
 
 Both take the real and the generated audio ``[B, 1, T]`` and return, per sub-discriminator, the
 scores on each and the feature maps (every convolution's output, ``conv_post`` included)::

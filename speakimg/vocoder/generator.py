@@ -1,6 +1,6 @@
 """The HiFi-GAN generator in Auffusion's configuration, loadable from and savable to its files.
 
-Architecture (METHOD.md section 3, HiFi-GAN V1 for 256 mels at 16 kHz): ``conv_pre`` (kernel 7), then
+Architecture (docs/method.md section 3, HiFi-GAN V1 for 256 mels at 16 kHz): ``conv_pre`` (kernel 7), then
 per upsampling stage a leaky ReLU (0.1), a transposed convolution (stride ``u_i``, kernel ``k_i``) and
 the *mean* of the stage's multi-receptive-field residual blocks; a final leaky ReLU (0.01),
 ``conv_post`` (kernel 7) and ``tanh``. Every convolution is weight-normed while training; the norm

@@ -1,4 +1,4 @@
-"""HiFi-GAN's losses (LSGAN, feature matching, mel L1), METHOD.md section 4.
+"""HiFi-GAN's losses (LSGAN, feature matching, mel L1), docs/method.md section 4.
 
 Each function takes the per-sub-discriminator lists the discriminators return and gives the summed
 loss (and, for the adversarial ones, the per-sub-discriminator terms for logging)::
