@@ -24,17 +24,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from speakimg import cli
-from speakimg.audio import CANVAS_FRAMES, LOG_MEL_MIN, fit_canvas, mel_to_image, to_vae_range
 from speakimg.audio.canvas import CANVAS
-from speakimg.data.manifest import ManifestRecord, load_mel, read_manifest
 from speakimg.errors import DataError
-from speakimg.io import save_npy, write_json
-from speakimg.loading import load_vae, vae_folder
+
+if TYPE_CHECKING:  # torch, numpy and the models are imported where used: `--help` answers at once
+    import torch
 
 __all__ = [
     "LATENTS",
@@ -61,6 +58,8 @@ def mel_to_vae_input(logmel: torch.Tensor) -> torch.Tensor:
 
     Low frequencies at the bottom (``mel_to_image``), the canvas padded with silence to 1024 frames.
     """
+    from speakimg.audio import CANVAS_FRAMES, LOG_MEL_MIN, fit_canvas, mel_to_image, to_vae_range
+
     canvas = fit_canvas(logmel.float(), CANVAS_FRAMES, value=LOG_MEL_MIN)
     return to_vae_range(mel_to_image(canvas))
 
@@ -91,13 +90,12 @@ def _fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-@torch.no_grad()
 def cache_latents(
     data_dir: str | os.PathLike,
     vae: str | os.PathLike,
     device: str | torch.device | None = None,
     batch_size: int = 8,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> Path:
     """Encode every ok item's spectrogram that has no cached latent yet; returns the cache folder.
@@ -108,7 +106,27 @@ def cache_latents(
     Raises:
         DataError: the cache folder holds latents of another VAE (different config or weights).
     """
+    import torch
+
+    with torch.no_grad():
+        return _cache_latents(data_dir, vae, device, batch_size, torch.float32 if dtype is None else dtype, progress)
+
+
+def _cache_latents(
+    data_dir: str | os.PathLike,
+    vae: str | os.PathLike,
+    device: str | torch.device | None,
+    batch_size: int,
+    dtype: torch.dtype,
+    progress: bool,
+) -> Path:
+    import numpy as np
+    import torch
     from tqdm.auto import tqdm
+
+    from speakimg.data.manifest import ManifestRecord, load_mel, read_manifest
+    from speakimg.io import save_npy, write_json
+    from speakimg.loading import load_vae, vae_folder
 
     records: list[ManifestRecord] = read_manifest(data_dir)
     out = latents_dir(data_dir, vae)
@@ -173,6 +191,8 @@ class LatentCacheCheck:
 
 
 def _latent_problem(path: Path) -> str | None:
+    import numpy as np
+
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:

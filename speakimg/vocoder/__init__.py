@@ -10,41 +10,43 @@ The HiFi-GAN parts (generator, discriminators, losses) are plain PyTorch: no Lig
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from speakimg.vocoder.discriminators import (
-    DiscriminatorP,
-    DiscriminatorS,
-    MultiPeriodDiscriminator,
-    MultiScaleDiscriminator,
-)
-from speakimg.vocoder.generator import Generator, GeneratorConfig
-from speakimg.vocoder.griffin_lim import GriffinLimVocoder
-from speakimg.vocoder.losses import (
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-    mel_l1,
-    mel_loss,
-)
+_LAZY = {  # imported on first use: `python -m speakimg.vocoder.export --help` does not import torch
+    "DiscriminatorP": "speakimg.vocoder.discriminators",
+    "DiscriminatorS": "speakimg.vocoder.discriminators",
+    "MultiPeriodDiscriminator": "speakimg.vocoder.discriminators",
+    "MultiScaleDiscriminator": "speakimg.vocoder.discriminators",
+    "Generator": "speakimg.vocoder.generator",
+    "GeneratorConfig": "speakimg.vocoder.generator",
+    "GriffinLimVocoder": "speakimg.vocoder.griffin_lim",
+    "discriminator_loss": "speakimg.vocoder.losses",
+    "feature_matching_loss": "speakimg.vocoder.losses",
+    "generator_adversarial_loss": "speakimg.vocoder.losses",
+    "mel_l1": "speakimg.vocoder.losses",
+    "mel_loss": "speakimg.vocoder.losses",
+}
 
-__all__ = [
-    "DiscriminatorP",
-    "DiscriminatorS",
-    "Generator",
-    "GeneratorConfig",
-    "GriffinLimVocoder",
-    "MultiPeriodDiscriminator",
-    "MultiScaleDiscriminator",
-    "discriminator_loss",
-    "feature_matching_loss",
-    "generator_adversarial_loss",
-    "load_vocoder",
-    "mel_l1",
-    "mel_loss",
-]
+__all__ = sorted([*_LAZY, "load_vocoder"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'speakimg.vocoder' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 GRIFFIN_LIM = ("griffin-lim", "griffin_lim", "griffinlim", "gl")
 
@@ -60,6 +62,11 @@ def load_vocoder(
       a hub id, or a HiFiGANModule training checkpoint (``.ckpt``): an eval-mode, weight-norm-free
       :class:`Generator` (``kwargs`` go to :meth:`Generator.from_pretrained`, e.g. ``map_location``).
     """
+    from torch import nn
+
+    from speakimg.vocoder.generator import Generator
+    from speakimg.vocoder.griffin_lim import GriffinLimVocoder
+
     if isinstance(spec, nn.Module):
         return spec
     if str(spec).lower() in GRIFFIN_LIM:

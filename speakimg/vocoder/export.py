@@ -21,10 +21,6 @@ from pathlib import Path
 
 from speakimg import cli
 from speakimg.errors import ModelNotFoundError
-from speakimg.vocoder.checkpoints import read_training_checkpoint, write_discriminator_file
-from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
-from speakimg.vocoder.generator import Generator, GeneratorConfig
-from speakimg.vocoder.norms import from_legacy_state_dict, to_legacy_state_dict
 
 __all__ = ["export_checkpoint", "main"]
 
@@ -41,6 +37,12 @@ def export_checkpoint(
     path = Path(checkpoint)
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: no such checkpoint file")
+    # here, not at the top: `--help` and a missing file answer without importing torch
+    from speakimg.vocoder.checkpoints import read_training_checkpoint, write_discriminator_file
+    from speakimg.vocoder.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+    from speakimg.vocoder.generator import Generator, GeneratorConfig
+    from speakimg.vocoder.norms import from_legacy_state_dict, to_legacy_state_dict
+
     ckpt = read_training_checkpoint(path)
     generator = Generator(GeneratorConfig.from_dict(ckpt.vocoder_config))
     generator.load_legacy_state_dict(ckpt.generator, source=str(path))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speakimg.errors import ConfigError
+from speakimg.errors import ConfigError, SpeakimgWarning
 from speakimg.vocoder.checkpoints import CONFIG_NAME, WEIGHTS_NAME, read_generator, write_generator_files
 from speakimg.vocoder.norms import (
     apply_weight_norm,
@@ -77,6 +78,20 @@ class GeneratorConfig:
         for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes, strict=True):
             if u < 1 or k < u:
                 raise ConfigError(f"vocoder config: upsample kernel {k} must be >= its rate {u} >= 1")
+        odd = [
+            (u, k)
+            for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes, strict=True)
+            if k not in (2 * u, 2 * u + 1)
+        ]
+        if odd:  # e.g. swapped rates: they load pretrained weights (shapes follow the kernels) and give noise
+            warnings.warn(
+                SpeakimgWarning(
+                    f"vocoder config: upsample_rates {self.upsample_rates} with upsample_kernel_sizes "
+                    f"{self.upsample_kernel_sizes}: rate {odd[0][0]} has kernel {odd[0][1]}, where HiFi-GAN configs "
+                    "use kernel 2 x rate (or + 1). Are the two lists in the same order?"
+                ),
+                stacklevel=3,
+            )
         if not self.resblock_kernel_sizes or len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
             raise ConfigError(
                 f"vocoder config: resblock_kernel_sizes {self.resblock_kernel_sizes} and resblock_dilation_sizes "

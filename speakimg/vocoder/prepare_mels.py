@@ -18,29 +18,34 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from speakimg import cli
-from speakimg.audio import LOG_MEL_MIN, from_vae_range, image_to_mel, mel_to_image, to_vae_range
-from speakimg.data.manifest import load_mel, read_manifest
 from speakimg.errors import DataError
-from speakimg.io import save_npy, write_json
-from speakimg.loading import load_vae
-from speakimg.runtime import select_device, select_dtype
+
+if TYPE_CHECKING:  # torch and the models are imported where used: `--help` answers at once
+    import torch
 
 __all__ = ["vae_round_trip", "prepare_mels", "main"]
 
 log = logging.getLogger("speakimg.vocoder.prepare_mels")
 
 
-@torch.no_grad()
 def vae_round_trip(
     vae, mels: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """``[B, n_mels, F]`` log-mels -> the same after image map, VAE encode (mean or a sample) and decode."""
+    import torch
+
+    with torch.no_grad():
+        return _round_trip(vae, mels, sample, generator)
+
+
+def _round_trip(vae, mels: torch.Tensor, sample: bool, generator: torch.Generator | None) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    from speakimg.audio import LOG_MEL_MIN, from_vae_range, image_to_mel, mel_to_image, to_vae_range
+
     frames = mels.shape[-1]
     pad = (-frames) % 8  # the VAE downsamples 8x
     x = F.pad(mels, (0, pad), value=LOG_MEL_MIN) if pad else mels
@@ -64,7 +69,14 @@ def prepare_mels(
     seed: int = 0,
 ) -> Path:
     """Write the VAE round-trip mel of every ok record under ``DATA_DIR/out``; returns that folder."""
+    import numpy as np
+    import torch
     from tqdm.auto import tqdm
+
+    from speakimg.data.manifest import load_mel, read_manifest
+    from speakimg.io import save_npy, write_json
+    from speakimg.loading import load_vae
+    from speakimg.runtime import select_device, select_dtype
 
     data_dir = Path(data_dir)
     device = select_device(device)
