@@ -1,7 +1,10 @@
 """What every speakimg command line shares: one line per error, a traceback only with ``--debug``.
 
->>> def main(argv=None) -> int:
-...     return cli.main(run, argv)          # run(argv) does the work and raises SpeakimgError on bad input
+>>> def main(argv=None) -> Path:                    # a library-callable function that raises
+...     args = cli.ArgumentParser(PROG, __doc__).parse_args(argv)   # --debug; usage mistakes: one line
+...     return do_the_work(args)
+>>> if __name__ == "__main__":
+...     cli.console(main)                             # exit status: main's int result, else 0; 2 on error
 
 - A :class:`~speakimg.errors.SpeakimgError` (bad settings, a missing file or model, ...) prints one
   ``error: ...`` line on stderr (control characters escaped, very long messages shortened) and exits
@@ -9,6 +12,9 @@
 - A :class:`~speakimg.errors.SpeakimgWarning` (an input accepted but altered) prints one ``warning: ...`` line.
 - Lightning command lines (``fit``, ``export``) go through :func:`run`, which calls ``main(argv)`` the same
   way but lets the error propagate with ``--debug`` (``main`` stays a plain function that raises).
+- Every command line (fit, export, sample, evaluate, demo, data.build/report/verify/latents,
+  vocoder.prepare_mels/export, testing) follows this; ``tests/test_cli_all.py`` checks each one. Heavy
+  libraries are imported after parsing, so ``--help`` and bad arguments answer before torch loads.
 - Options may be spelled with dashes or underscores (``--image-prompt`` = ``--image_prompt``).
 """
 

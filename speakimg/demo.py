@@ -223,5 +223,10 @@ def main(argv: list[str] | None = None) -> None:
     print("\n" + summary.format())
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """Console-script entry point (``speakimg-demo``): one line per speakimg error (the traceback with ``--debug``)."""
     cli.console(main)
+
+
+if __name__ == "__main__":
+    console()
