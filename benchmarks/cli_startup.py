@@ -29,8 +29,11 @@ CLIS = [
     "speakimg.demo",
     "speakimg.data.build",
     "speakimg.data.report",
+    "speakimg.data.verify",
+    "speakimg.data.latents",
     "speakimg.vocoder.export",
     "speakimg.vocoder.prepare_mels",
+    "speakimg.testing",
 ]
 ERRORS = [  # a bad setting: one error line, before any model loads
     ("speakimg.fit", ["--config", "configs/auffusion_lora.yaml", "--model.init_args.lora_rnak", "3"]),

@@ -338,7 +338,9 @@ def main(args: list[str] | None = None):
     except ConfigError as error:
         if debug:
             raise
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        from speakimg.cli import error_line
+
+        print(f"{PROG}: {error_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
     ckpt_path = cli.config.get("ckpt_path")
     failed = True
