@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,13 @@ RUN = [  # in this order: later ones read what earlier ones wrote
     "python -m speakimg.vocoder.prepare_mels DATA_DIR --vae auffusion/auffusion-full-no-adapter",
     "python -m speakimg.data.build --texts configs/data/test_sentences.txt --out data/quickstart",
     "python -m speakimg.data.build --texts configs/data/train_sentences.txt --out data/speech2 --tts festival,espeak",
-    "python -m speakimg.testing --out /tmp/tiny",
-    EVAL_TINY,
+    "python -m speakimg.testing --out /tmp/tiny",  # then EVAL_TINY's model paths must exist (below)
     "python -m speakimg.evaluate --config configs/eval.yaml --print_config",
     "python -m speakimg.evaluate --help",
 ]
 SPEECH_FIT = "tests/test_speech_fit.py::test_quickstart_trains_and_reruns_in_the_same_folder"
 COVERED = {
+    EVAL_TINY: "tests/test_evaluate.py (the same tiny evaluation; minutes on 2 cores, so only its paths are checked here)",
     "bash scripts/setup.sh && .venv/bin/python -m pytest": "tests/ (the whole suite; .ci/run)",
     "bash scripts/setup.sh && .venv/bin/python -m speakimg.demo": "tests/test_demo.py",
     "python -m speakimg.fit --config configs/auffusion_lora.yaml --config configs/quickstart_speech.yaml": SPEECH_FIT,
@@ -177,20 +178,25 @@ def test_the_offline_documented_commands_run_as_written(tmp_path, tiny_root):
            "SPEAKIMG_TINY_DIR": str(tiny_root)}  # fmt: skip
     table = [(a, b.replace("$TMP", str(tmp_path))) for a, b in substitutions()]
     found = documented_commands()
+    seconds = {}
     for command in RUN:
         assert command in found, f"{command!r} is no longer documented: update RUN"
         for documented, replacement in table:
             command = command.replace(documented, replacement)
         argv = shlex.split(command)
         assert argv[0] == "python"
+        start = time.perf_counter()
         done = subprocess.run([sys.executable, *argv[1:]], cwd=work, env=env, capture_output=True, text=True,
                               timeout=600)  # fmt: skip
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         assert "Traceback" not in done.stderr, f"{command}\n{done.stderr[-3000:]}"
+        seconds[command] = time.perf_counter() - start
+    print("\n".join(f"{s:7.1f} s  {c}" for c, s in seconds.items()))  # shown with -s
+    tiny = [a.replace("/tmp/", f"{tmp_path}/") for a in shlex.split(EVAL_TINY) if a.startswith("/tmp/tiny/")]
+    assert tiny and all(Path(a).exists() for a in tiny), "the tiny evaluation of docs/evaluation.md names missing files"
     report = work / "data" / "speech" / "report" / "report.json"
     assert report.is_file() and (work / "data" / "speech" / "mels_vae").is_dir()
     assert (work / "data" / "quickstart" / "manifest.jsonl").is_file()
-    assert any((tmp_path / "eval-tiny").rglob("*.json"))
 
 
 def test_references_point_inside_the_repository():

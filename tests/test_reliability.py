@@ -83,15 +83,15 @@ def test_a_killed_fit_resumes_from_its_last_checkpoint(tmp_path, speech_data, ti
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if (checkpoints / "step000004.ckpt").is_file():
+            if (checkpoints / "step000002.ckpt").is_file():
                 break
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert (checkpoints / "step000004.ckpt").is_file(), "the fit wrote no checkpoint before the deadline"
+    assert (checkpoints / "step000002.ckpt").is_file(), "the fit wrote no checkpoint before the deadline"
     killed_at = int(load_torch(checkpoints / "last.ckpt", what="checkpoint")["global_step"])  # whole, loadable
     assert 2 <= killed_at < 40, "the fit was not killed mid-run"
-    resumed = main([*args, "--trainer.max_steps", str(killed_at + 2), "--ckpt_path", "last"])
-    assert resumed.trainer.global_step == killed_at + 2
-    assert int(load_torch(checkpoints / "last.ckpt", what="checkpoint")["global_step"]) == killed_at + 2
+    resumed = main([*args, "--trainer.max_steps", str(killed_at + 1), "--ckpt_path", "last"])
+    assert resumed.trainer.global_step == killed_at + 1  # went on from the checkpoint, not from step 0
+    assert int(load_torch(checkpoints / "last.ckpt", what="checkpoint")["global_step"]) == killed_at + 1
