@@ -56,7 +56,7 @@ Train a speakimg job (LightningCLI). The shipped configs (configs/):
 options:
   --config CONFIG         a YAML config; later ones override earlier ones (overlays)
   --SECTION.KEY VALUE     any key of the config: --trainer.max_steps 100, --model.init_args.lora_rank 8
-  --ckpt_path PATH        resume from this checkpoint ('last': the newest of the run folder)
+  --ckpt_path PATH        resume from this checkpoint ('last': the newest checkpoint file of the run folder)
   --print_config          print the resolved config and exit
   --debug                 show the full error report and traceback
   -h, --help              this message; with --config, every option of that job with its default
@@ -304,6 +304,21 @@ def resolve_config(args: list[str]) -> dict[str, Any]:
     return yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))
 
 
+def newest_checkpoint(trainer: Any) -> str:
+    """``--ckpt_path last``: the newest checkpoint file of the run's checkpoint folder.
+
+    Lightning's ``"last"`` reads only ``last*.ckpt``: a run killed after writing ``step000002.ckpt`` but
+    before ``last.ckpt`` would silently start again from step 0. ``"last"`` is kept (Lightning then warns
+    and starts afresh) when the folder holds no checkpoint.
+    """
+    folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+    files = sorted(Path(folder).glob("*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name)) if folder else []
+    if not files:
+        return "last"
+    log.info("resuming from %s (the newest checkpoint of %s)", files[-1].name, folder)
+    return str(files[-1])
+
+
 def _check_config_files(args: list[str]) -> None:
     """Every ``--config PATH`` names an existing file (a ConfigError naming the path, otherwise)."""
     for i, arg in enumerate(args):
@@ -342,7 +357,7 @@ def main(args: list[str] | None = None):
 
         print(f"{PROG}: {error_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
-    ckpt_path = cli.config.get("ckpt_path")
+    ckpt_path = newest_checkpoint(cli.trainer) if cli.config.get("ckpt_path") == "last" else cli.config.get("ckpt_path")
     failed = True
     try:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
