@@ -104,6 +104,29 @@ NOT_OFFLINE = {
     "torchrun --nnodes 2 --nproc-per-node 8 --node-rank $NODE_RANK --rdzv-backend c10d --rdzv-endpoint "
     "$MASTER_ADDR:29500 -m speakimg.fit --config configs/auffusion_lora.yaml --trainer.strategy ddp "
     "--trainer.devices 8 --trainer.num_nodes 2": CLUSTER,
+    "python -m speakimg.app": REAL + " (the tiny studio: tests/test_app.py)",
+    "python -m speakimg.app --audio-model auffusion/auffusion-full-no-adapter": REAL + " (tests/test_app.py)",
+    "python -m speakimg.app --audio-model outputs/speech-model --device cuda --port 7860": REAL,
+    "python -m speakimg.app --audio-model outputs/speech-model --vocoder outputs/vocoder --device cuda": REAL,
+    "ssh -N -L 7860:localhost:7860 -J you@login.cluster.example you@gpu-node-17": "a cluster (an SSH tunnel)",
+    "python -m speakimg.evaluate --config configs/eval.yaml --methods [imprint, controlnet, reference]": (
+        REAL + " (tiny: tests/test_sampling_methods.py)"
+    ),
+    "python -m speakimg.sample --colorize true --pixel-model DeepFloyd/IF-I-M-v1.0 ... --out outputs/colour": (
+        REAL + " (tiny: tests/test_sampling_sds.py)"
+    ),
+    "python -m speakimg.sample --image-prompt ... --audio-prompt ... --n 20 --keep 2 --rank clip,wer "
+    "--out outputs/best": REAL + " (tiny: tests/test_sampling_methods.py)",
+    "python -m speakimg.sample --method controlnet --tts espeak --image-prompt ... --audio-prompt ... "
+    "--out outputs/cn": REAL + " (tiny: tests/test_sampling_methods.py)",
+    "python -m speakimg.sample --method reference --reference-weight 0.3 --image-prompt ... --audio-prompt ... "
+    "--out outputs/ref": REAL + " (tiny: tests/test_sampling_methods.py)",
+    "python -m speakimg.sample --method sds --pixel-model DeepFloyd/IF-I-M-v1.0 --image-prompt a painting of "
+    "castle towers, grayscale --audio-prompt bells ringing --out outputs/sds": REAL
+    + " (tiny: tests/test_sampling_sds.py)",
+    "python -m speakimg.sample --method sds --pixel-model DeepFloyd/IF-I-M-v1.0 ... --out outputs/sds": (
+        REAL + " (tiny: tests/test_sampling_sds.py)"
+    ),
     "wandb login": "the network (W&B online)",
     "wandb sync OUT/wandb/offline-run-*": "the network (W&B online)",
 }
