@@ -14,14 +14,17 @@ from speakimg.evaluation.config import EvalConfig, settings_hash
 from speakimg.evaluation.plan import Unit, plan_units
 from speakimg.evaluation.results import ResultsCSV, summarize, summary_markdown, write_summary
 from speakimg.sampling import SampleSettings, read_prompts
+from speakimg.sampling.distributed import Ranks
 
-__all__ = ["EvalResult", "evaluate"]
+__all__ = ["EvalResult", "evaluate", "merge_parts"]
 
 log = logging.getLogger("speakimg.evaluate")
 
 CSV_NAME = "samples.csv"
 SETTINGS_NAME = "eval_settings.json"
 CONFIG_NAME = "config.yaml"
+PARTS_DIR = "parts"
+"""Where the ranks of a distributed run write their rows until rank 0 merges them into samples.csv."""
 
 
 @dataclass
@@ -95,29 +98,71 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
 
     Writes ``out/samples.csv`` (row by row), ``out/summary.json`` + ``out/summary.md`` (recomputed from
     the CSV at the end, also when the run fails or is interrupted), ``out/config.yaml``,
-    ``out/eval_settings.json``, media under ``out/media/`` and the logger's files.
+    ``out/eval_settings.json``, media under ``out/media/`` and the logger's files. With a ``sweep``,
+    one such folder per setting under ``out/sweep/`` and the sweep's table and plot
+    (:func:`speakimg.evaluation.sweep.evaluate_sweep`).
+
+    Under ``torchrun`` / ``srun`` every process runs this function: each samples and scores its share of
+    the missing rows (writing them to ``out/parts/samples.rank-<r>.csv``), and rank 0 merges the parts
+    into ``samples.csv`` in plan order, then writes the summary and logs (:mod:`speakimg.sampling.distributed`).
     """
-    from speakimg.loggers import finish_logger, make_logger
-    from speakimg.runtime import dtype_name, select_device, select_dtype
+    from speakimg.sampling.distributed import setup_ranks
 
     config.validate()
+    if config.sweep:
+        from speakimg.evaluation.sweep import evaluate_sweep
+
+        return evaluate_sweep(config, resolved_yaml)
+    return _evaluate(config, resolved_yaml, setup_ranks(config.device))
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str, str, int]:
+    return (row["kind"], row["image_prompt"], row["audio_prompt"], row["seed"])
+
+
+def merge_parts(store: ResultsCSV, order: dict[tuple, int]) -> int:
+    """Append the rows of ``parts/samples.rank-*.csv`` next to ``store`` (the per-rank files of a
+    distributed run) that ``store`` lacks, in plan ``order`` (unknown keys last), then delete the
+    parts; returns the rows added. A cut last line of a killed rank is dropped, as in ``store``."""
+    folder = store.path.parent / PARTS_DIR
+    parts = sorted(folder.glob("samples.rank-*.csv")) if folder.is_dir() else []
+    if not parts:
+        return 0
+    have = {(*_row_key(r), r["settings_hash"]) for r in store.load()}
+    new: list[dict[str, Any]] = []
+    for part in parts:
+        for row in ResultsCSV(part).load():
+            if (*_row_key(row), row["settings_hash"]) not in have:
+                have.add((*_row_key(row), row["settings_hash"]))
+                new.append(row)
+    new.sort(key=lambda r: order.get(_row_key(r), len(order)))
+    if new:
+        store.append(new)
+    for part in parts:
+        part.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+    log.info("merged %d rows of %d rank file(s) into %s", len(new), len(parts), store.path)
+    return len(new)
+
+
+def _evaluate(
+    config: EvalConfig, resolved_yaml: str | None, ranks: Ranks, loaded: dict[tuple, Any] | None = None
+) -> EvalResult:
+    """One evaluation on this rank; ``loaded`` keeps the pipeline and metric models between the
+    evaluations of a sweep (loaded once, reused while their key is the same)."""
+    from speakimg.loggers import finish_logger, make_logger
+    from speakimg.runtime import dtype_name, select_dtype
+
     out = Path(config.out)
     images = _prompts(config.image_prompts, config.limit_image_prompts, "image prompt")
     audios = _prompts(config.audio_prompts, config.limit_audio_prompts, "audio prompt")
-    device = select_device(config.device)
+    device = ranks.device(config.device)
     dtype = select_dtype(config.dtype, device)
     settings = config.result_settings(dtype_name(dtype))
     digest = settings_hash(settings)
-    if config.protocol == "speech" and config.clap is not None:
+    if config.protocol == "speech" and config.clap is not None and ranks.is_main:
         log.warning("clap is set but protocol is speech: CLAP is only computed by the sound protocol")
-
-    out.mkdir(parents=True, exist_ok=True)
-    store = ResultsCSV(out / CSV_NAME)
-    done = store.load()
-    _check_resumable(out, done, settings, digest)
-    (out / SETTINGS_NAME).write_text(json.dumps({"settings_hash": digest, "settings": settings}, indent=2) + "\n")
-    if resolved_yaml is not None:
-        (out / CONFIG_NAME).write_text(resolved_yaml, encoding="utf-8")
 
     base = SampleSettings(image_prompt="", audio_prompt="", sampler=config.sampler, models=config.models)
     units = plan_units(
@@ -130,12 +175,26 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
         save_media=config.save_media,
         methods=config.methods,
     )
-    plan_keys = {row.key for unit in units for row in unit.rows}
-    done_keys = {(r["kind"], r["image_prompt"], r["audio_prompt"], r["seed"]) for r in done}
+    order = {row.key: n for n, row in enumerate(row for unit in units for row in unit.rows)}
+    plan_keys = set(order)
+    store = ResultsCSV(out / CSV_NAME)
+
+    def prepare() -> None:  # rank 0, while the others wait: repair, merge a killed run's parts, check
+        out.mkdir(parents=True, exist_ok=True)
+        merge_parts(store, order)
+        _check_resumable(out, store.load(), settings, digest)
+        (out / SETTINGS_NAME).write_text(json.dumps({"settings_hash": digest, "settings": settings}, indent=2) + "\n")
+        if resolved_yaml is not None:
+            (out / CONFIG_NAME).write_text(resolved_yaml, encoding="utf-8")
+
+    ranks.main_first(prepare)
+    done = store.load()
+    done_keys = {_row_key(r) for r in done}
     todo = [u for u in units if any(row.key not in done_keys for row in u.rows)]
+    mine = ranks.share(todo)
     outside = len(done_keys - plan_keys)
     log.info(
-        "%s protocol: %d image prompts x %d audio prompts x %d seed(s), kinds %s: %d rows, %d already in %s%s",
+        "%s protocol: %d image prompts x %d audio prompts x %d seed(s), kinds %s: %d rows, %d already in %s%s%s",
         config.protocol,
         len(images),
         len(audios),
@@ -145,8 +204,11 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
         len(plan_keys & done_keys),
         store.path,
         f" ({outside} rows of other prompts/seeds kept, not summarised)" if outside else "",
+        f"; rank {ranks.rank} of {ranks.world_size} makes {len(mine)} of {len(todo)} samples"
+        if ranks.distributed
+        else "",
     )
-    if todo and config.video and any(u.folder is not None for u in todo):
+    if mine and config.video and any(u.folder is not None for u in mine):
         from speakimg.errors import MissingDependencyError
         from speakimg.media import require_program
 
@@ -155,26 +217,34 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
         except MissingDependencyError as error:
             raise MissingDependencyError(f"{error} For the evaluation: set video: false.") from None
 
-    logger = make_logger(
-        config.logger,
-        out,
-        project=config.project,
-        run_name=config.run_name,
-        offline=config.wandb_offline,
-        config={**config.to_dict(), "settings_hash": digest},
-        job_type="eval",
-    )
+    logger = None
+    if ranks.is_main:
+        logger = make_logger(
+            config.logger,
+            out,
+            project=config.project,
+            run_name=config.run_name,
+            offline=config.wandb_offline,
+            config={**config.to_dict(), "settings_hash": digest, "world_size": ranks.world_size},
+            job_type="eval",
+        )
+    # one process writes samples.csv; under torchrun/srun each rank writes its own part, merged by rank 0
+    writer = ResultsCSV(out / PARTS_DIR / f"samples.rank-{ranks.rank}.csv") if ranks.distributed else store
     status = "failed"
     sampled = written = 0
     try:
-        if todo:
-            sampled, written = _run_units(config, todo, done_keys, store, out, digest, device, dtype)
+        if mine:
+            sampled, written = _run_units(config, mine, done_keys, writer, out, digest, device, dtype, loaded)
+        if ranks.distributed:
+            counts = ranks.gather((sampled, written))
+            sampled, written = sum(c[0] for c in counts), sum(c[1] for c in counts)
+            ranks.main_first(lambda: merge_parts(store, order))
         status = "success"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        rows = [r for r in store.load() if (r["kind"], r["image_prompt"], r["audio_prompt"], r["seed"]) in plan_keys]
+        rows = [r for r in store.load() if _row_key(r) in plan_keys] if ranks.is_main or status == "success" else []
         summary = summarize(rows, config.protocol)
         summary["run"] = {
             "settings_hash": digest,
@@ -187,16 +257,18 @@ def evaluate(config: EvalConfig, resolved_yaml: str | None = None) -> EvalResult
             "rows_done": len(rows),
             "complete": len(rows) == len(plan_keys),
         }
-        write_summary(out, summary)
-        if logger is not None:
-            from speakimg.evaluation.report import log_evaluation
+        if ranks.is_main:
+            write_summary(out, summary)
+            if logger is not None:
+                from speakimg.evaluation.report import log_evaluation
 
-            try:
-                log_evaluation(logger, out, rows, summary, summary_markdown(summary))
-            finally:
-                finish_logger(logger, status)
-    log.info("\n%s", summary_markdown(summary))
-    log.info("wrote %s, %s and %s", out / CSV_NAME, out / "summary.json", out / "summary.md")
+                try:
+                    log_evaluation(logger, out, rows, summary, summary_markdown(summary))
+                finally:
+                    finish_logger(logger, status)
+    if ranks.is_main:
+        log.info("\n%s", summary_markdown(summary))
+        log.info("wrote %s, %s and %s", out / CSV_NAME, out / "summary.json", out / "summary.md")
     return EvalResult(out=out, rows=rows, summary=summary, sampled=sampled, written=written)
 
 
@@ -209,35 +281,57 @@ def _run_units(
     digest: str,
     device,
     dtype,
+    loaded: dict[tuple, Any] | None = None,
 ) -> tuple[int, int]:
     """Sample, score and write every unit of ``todo``; returns (samples made, rows written)."""
     from tqdm.auto import tqdm
 
     from speakimg.evaluation.scoring import Scorers
     from speakimg.metrics import vocoder_cycle_error
-    from speakimg.runtime import dtype_name
+    from speakimg.runtime import default_batch_size, dtype_name
     from speakimg.sampling import load_pipeline, run_batch, write_sample
 
-    scorers = Scorers(
+    loaded = {} if loaded is None else loaded
+    scorer_key = (
+        "scorers",
         config.protocol,
         config.clip,
-        whisper=config.whisper,
-        clap=config.clap,
-        whisper_batch_size=config.whisper_batch_size,
-        device=device,
+        config.whisper,
+        config.clap,
+        config.whisper_batch_size,
+        str(device),
     )
-    log.info("loading the pipeline (%s, %s)", device, dtype_name(dtype))
+    if scorer_key not in loaded:
+        for key in [k for k in loaded if k[0] == "scorers"]:
+            del loaded[key]
+        loaded[scorer_key] = Scorers(
+            config.protocol,
+            config.clip,
+            whisper=config.whisper,
+            clap=config.clap,
+            whisper_batch_size=config.whisper_batch_size,
+            device=device,
+        )
+    scorers = loaded[scorer_key]
     first = todo[0].settings
-    pipe = load_pipeline(first.models, first.sampler.griffin_lim_iters, device, dtype)
-    pipe.set_progress_bar_config(disable=True)
-    if config.compile:
-        pipe.compile()
+    pipe_key = ("pipeline", first.model_key(), str(device), str(dtype), config.compile)
+    if pipe_key not in loaded:
+        for key in [k for k in loaded if k[0] == "pipeline"]:
+            del loaded[key]  # one pipeline in memory at a time
+        log.info("loading the pipeline (%s, %s)", device, dtype_name(dtype))
+        pipe = load_pipeline(first.models, first.sampler.griffin_lim_iters, device, dtype)
+        pipe.set_progress_bar_config(disable=True)
+        if config.compile:
+            pipe.compile()
+        loaded[pipe_key] = pipe
+    pipe = loaded[pipe_key]
+    batch_size = config.batch_size or default_batch_size(device)
     sampled = written = 0
     with tqdm(total=len(todo), desc="evaluate", unit="sample") as progress:
         for kind in dict.fromkeys(u.kind for u in todo):
             units = [u for u in todo if u.kind == kind]
-            for start in range(0, len(units), config.batch_size):
-                batch = units[start : start + config.batch_size]
+            for start in range(0, len(units), batch_size):
+                batch = units[start : start + batch_size]
                 progress.set_postfix_str(kind)
                 began = time.perf_counter()
                 output = run_batch(pipe, [u.settings for u in batch])

@@ -78,6 +78,11 @@ def load_pipeline(models: PipelineModels, griffin_lim_iters: int, device: Any, d
 
         pipe.pixel_model = load_pixel_model(models.pixel_model, dtype, device)
         pipe.sources["pixel_model"] = models.pixel_model
+    if pipe.device.type == "cuda":  # NHWC convolutions: faster with bf16 tensor cores (pipe.compile() does it too)
+        import torch
+
+        for unet in (pipe.image_unet, pipe.audio_unet):
+            unet.to(memory_format=torch.channels_last)
     return pipe
 
 
@@ -113,7 +118,7 @@ def generate(
     *,
     device: str = "auto",
     dtype: str = "auto",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     compile: bool = False,
     video: bool = True,
     fps: int = 25,
@@ -126,12 +131,15 @@ def generate(
     all are made and scored, only the best ``rerank.keep`` are written (each ``sample.json`` records
     every candidate's scores and ranks under ``ranking``).
 
+    Under ``torchrun`` / ``srun`` (:mod:`speakimg.sampling.distributed`) each process makes and writes
+    a deterministic share of the samples and returns the folders it wrote.
+
     Raises (before any model loads): :class:`ConfigError` for bad settings or existing folders (unless
     ``overwrite``), :class:`~speakimg.errors.MissingDependencyError` without ffmpeg when ``video``,
     :class:`~speakimg.errors.ModelNotFoundError` for a model that cannot be found offline.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size must be an int >= 1 or None (from the free memory), got {batch_size!r}")
     if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
         raise ConfigError(f"fps must be an int >= 1, got {fps!r}")
     for sample in samples:
@@ -141,9 +149,12 @@ def generate(
         for s in samples:
             counts[_pair(s)] = counts.get(_pair(s), 0) + 1
         rerank.validate(min(counts.values()))
+    from speakimg.sampling.distributed import setup_ranks
+
+    ranks = setup_ranks(device)
     dirs = SampleDirs(out)
     folders = [dirs(s) for s in samples]
-    check_new_folders(samples, folders, overwrite)
+    ranks.main_first(lambda: check_new_folders(samples, folders, overwrite))  # one rank checks (and replaces)
     if video:
         from speakimg.media import require_program
 
@@ -163,13 +174,20 @@ def generate(
 
     from tqdm.auto import tqdm
 
-    from speakimg.runtime import select_device, select_dtype
+    from speakimg.runtime import default_batch_size, select_device, select_dtype
 
-    torch_device = select_device(device)
+    torch_device = ranks.device(device) if ranks.distributed else select_device(device)
     torch_dtype = select_dtype(dtype, torch_device)
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault((s.model_key(), s.call_key()), []).append(i)
+    if ranks.distributed:  # under torchrun/srun: every rank makes its share of each group's prompt pairs
+        shared = {}  # (whole pairs: the candidates of a re-ranked pair are ranked together)
+        for key, indices in groups.items():
+            mine = [i for pair in ranks.share(list(_pairs(samples, indices).values())) for i in pair]
+            if mine:
+                shared[key] = mine
+        groups = shared
     pipes: dict[tuple, Any] = {}
     done: set[Path] = set()
     scorer = None
@@ -177,7 +195,7 @@ def generate(
         from speakimg.sampling.rerank import Scorer
 
         scorer = Scorer(rerank, torch_device)
-    with tqdm(total=len(samples), desc="samples", unit="sample") as progress:
+    with tqdm(total=sum(map(len, groups.values())), desc="samples", unit="sample") as progress:
         for (model_key, _), indices in groups.items():
             first = samples[indices[0]]
             if model_key not in pipes:
@@ -189,8 +207,9 @@ def generate(
                     pipes[model_key].compile()
             pipe = pipes[model_key]
             made: dict[int, tuple[Any, int, dict[str, float]]] = {}
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
+            size = batch_size or default_batch_size(torch_device)
+            for start in range(0, len(indices), size):
+                chunk = indices[start : start + size]
                 began = time.perf_counter()
                 output = run_batch(pipe, [samples[i] for i in chunk])
                 seconds = time.perf_counter() - began
@@ -214,6 +233,7 @@ def generate(
                             done.add(folders[i])
                         progress.update()
                 made.clear()
+    ranks.barrier()
     return [f for f in folders if f in done]
 
 
