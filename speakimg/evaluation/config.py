@@ -40,7 +40,11 @@ class EvalConfig:
         methods: more sampling methods to evaluate side by side with ``method`` (e.g. ``[imprint, controlnet,
             reference]``): each adds rows of its own kind (its name) to the same CSV and summary, made with
             the same sampler settings, models, seeds and metrics.
-        batch_size: samples per pipeline call (results do not depend on it).
+        sweep: lists of values for sampler settings (``{t_image: [0.8, 0.9], audio_weight: [0.3, 0.5]}``):
+            evaluate every combination (each in ``out/sweep/<setting>/``, the other settings as above) and
+            plot CLIP against WER per setting; null: no sweep.
+        batch_size: samples per pipeline call (results do not depend on it); null: from the device's free
+            memory (``speakimg.runtime.default_batch_size``: 4 on a CPU).
         whisper: Whisper model name (``large-v3``, ``small.en``...) or checkpoint path (speech protocol).
         whisper_batch_size: clips per Whisper decoding batch.
         clip: CLIP model (hub id or folder) of the windowed CLIP score.
@@ -68,7 +72,8 @@ class EvalConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     methods: list[str] = field(default_factory=list)
-    batch_size: int = 4
+    sweep: dict[str, list[Any]] | None = None
+    batch_size: int | None = None
     whisper: str = "large-v3"
     whisper_batch_size: int = 16
     clip: str = "openai/clip-vit-base-patch16"
@@ -98,8 +103,8 @@ class EvalConfig:
                     f"methods lists {method!r} twice, or the method of the combined rows ({self.sampler.method!r}) or "
                     f"a reference kind ({', '.join(KINDS)}): list each other method once"
                 )
-        positive = {"batch_size": self.batch_size, "whisper_batch_size": self.whisper_batch_size}
-        for key in ("limit_image_prompts", "limit_audio_prompts"):
+        positive = {"whisper_batch_size": self.whisper_batch_size}
+        for key in ("batch_size", "limit_image_prompts", "limit_audio_prompts"):
             if getattr(self, key) is not None:
                 positive[key] = getattr(self, key)
         for key, value in positive.items():
@@ -112,6 +117,10 @@ class EvalConfig:
         duplicates = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
         if duplicates:
             raise ConfigError(f"seeds lists {duplicates} more than once: each seed gives one sample per pair")
+        if self.sweep:
+            from speakimg.evaluation.sweep import sweep_settings
+
+            sweep_settings(self.sampler, self.sweep)  # every combination is validated before anything runs
         return self
 
     def result_settings(self, dtype: str) -> dict[str, Any]:
