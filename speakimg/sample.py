@@ -87,7 +87,8 @@ def build_parser(settings_class: type[SamplerSettings] = SamplerSettings) -> Any
     run = parser.add_argument_group("running")
     run.add_argument("--out", type=str, required=True, help="output folder")
     run.add_argument("--overwrite", action="store_true", help="replace sample folders that exist already (whole)")
-    run.add_argument("--batch_size", type=int, default=4, help="samples per pipeline call")
+    run.add_argument("--batch_size", type=int | None, default=None,
+                     help="samples per pipeline call (default: from the free GPU memory; 4 on a CPU)")  # fmt: skip
     run.add_argument("--device", type=str, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--dtype", type=str, default="auto",
                      help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16")  # fmt: skip
