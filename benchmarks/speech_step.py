@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (1 gives clean CPU times on a shared machine)"
     )
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -279,6 +280,21 @@ def main(argv: list[str] | None = None) -> None:
                     f"{side:>9}: {batch_size / step:.1f} samples/s, peak memory {peaks[side] / 2**30:.1f} GiB "
                     "(torch.cuda.max_memory_allocated)"
                 )
+        if args.json:
+            import json
+
+            figures = {
+                "device": torch.cuda.get_device_name() if args.gpu else "cpu",
+                "precision": precision,
+                "batch_size": batch_size,
+                "gradient_checkpointing": args.gradient_checkpointing,
+                "lightning_step_s": lightning_step,
+                "bare_step_s": bare_step,
+                "ratio": lightning_step / bare_step,
+                "samples_per_s": batch_size / lightning_step,
+                "peak_gib": peaks["lightning"] / 2**30 if args.gpu else None,
+            }
+            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
