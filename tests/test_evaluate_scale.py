@@ -24,12 +24,13 @@ SCORES = ("clip", "wer", "wer_errors", "vocoder_cycle_error")
 
 
 def small_args(tiny_sd, tiny_auffusion, tiny_clip, tiny_whisper, out: Path, *extra: str) -> list[str]:
-    """The speech protocol on the tiny kit: 2 x 2 combined samples, 1 step, no media, no logger."""
+    """The speech protocol on the tiny kit: 2 x 2 combined samples, 1 step, 320 columns (2 CLIP windows),
+    no media, no logger."""
     return [
         "--config", str(REPO / "configs/eval.yaml"),
         "--image_model", str(tiny_sd), "--audio_model", str(tiny_auffusion), "--clip", str(tiny_clip),
         "--whisper", str(tiny_whisper), "--limit_image_prompts", "2", "--limit_audio_prompts", "2",
-        "--steps", "1", "--griffin_lim_iters", "2", "--references", "false", "--save_media", "0",
+        "--steps", "1", "--width", "320", "--griffin_lim_iters", "2", "--references", "false", "--save_media", "0",
         "--video", "false", "--logger", "none", "--batch_size", "1", "--device", "cpu", "--dtype", "float32",
         "--out", str(out), *extra,
     ]  # fmt: skip
@@ -46,96 +47,107 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_worker(rank: int, world: int, port: int, argv: list[str], log_dir: str, fail_at: int | None,
-                 grid: list[str] | None) -> None:  # fmt: skip
-    """One torchrun-like process: the env:// variables torchrun sets, pipeline calls logged to a file,
-    and (``fail_at``) rank 1 killed at its ``fail_at``-th pipeline call."""
+def _rank_worker(rank: int, world: int, port: int, log_dir: str, phases: list[tuple[str, str, list[str]]]) -> None:
+    """One torchrun-like process (the env:// variables torchrun sets) running ``phases`` in turn: each
+    ``(name, command, argv)`` with ``command`` ``evaluate``, ``sample`` or ``killed`` (evaluate with rank 1
+    killed at its 2nd pipeline call); every pipeline call is logged to ``log_dir/<name>.rank-<r>.txt``."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
                       GROUP_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                       TORCHELASTIC_RUN_ID="test")  # fmt: skip
     os.chdir(REPO)
+    from speakimg.sample import run as sample
+
     real = ImagesThatSpeakPipeline.__call__
-    calls = Path(log_dir) / f"calls.rank-{rank}.txt"
+    phase = {"name": "", "kill": False}
 
     def counted(pipe, image_prompt, audio_prompt, **kwargs):
+        calls = Path(log_dir) / f"{phase['name']}.rank-{rank}.txt"
         with calls.open("a") as f:  # batch_size 1: one prompt pair per call
             (image,), (audio,) = image_prompt, audio_prompt
             f.write(f"{image}|{audio}\n")
-        if fail_at is not None and rank == 1 and len(calls.read_text().splitlines()) == fail_at:
+        if phase["kill"] and rank == 1 and len(calls.read_text().splitlines()) == 2:
             raise RuntimeError("rank 1 killed")
         return real(pipe, image_prompt, audio_prompt, **kwargs)
 
     ImagesThatSpeakPipeline.__call__ = counted
-    run(argv)
-    if grid is not None:
-        from speakimg.sample import run as sample
-
-        sample(grid)
+    for name, command, argv in phases:
+        phase.update(name=name, kill=command == "killed")
+        (sample if command == "sample" else run)(argv)
 
 
-def _spawn(argv, log_dir: Path, fail_at: int | None = None, grid: list[str] | None = None) -> None:
-    import torch.multiprocessing as mp
-
-    log_dir.mkdir(parents=True, exist_ok=True)
-    mp.spawn(_rank_worker, args=(2, _free_port(), argv, str(log_dir), fail_at, grid), nprocs=2, join=True)
-
-
-def _calls(log_dir: Path) -> dict[int, list[str]]:
-    return {r: (log_dir / f"calls.rank-{r}.txt").read_text().splitlines() if (log_dir / f"calls.rank-{r}.txt").exists()
-            else [] for r in (0, 1)}  # fmt: skip
+def _calls(log_dir: Path, name: str) -> dict[int, list[str]]:
+    files = {r: log_dir / f"{name}.rank-{r}.txt" for r in (0, 1)}
+    return {r: f.read_text().splitlines() if f.exists() else [] for r, f in files.items()}
 
 
 @pytest.mark.slow
 @pytest.mark.ddp
-def test_two_ranks_resume_a_killed_rank_and_write_the_rows_of_one_process(
+def test_two_ranks_write_the_rows_of_one_process_and_a_killed_rank_resumes(
     tmp_path, tiny_sd, tiny_auffusion, tiny_clip, tiny_whisper, monkeypatch
 ):
+    import torch.multiprocessing as mp
+
     monkeypatch.chdir(REPO)
     models = (tiny_sd, tiny_auffusion, tiny_clip, tiny_whisper)
+    pairs = sorted(f"{i}|{a}" for i in IMAGES for a in SENTENCES)
     single = run(small_args(*models, tmp_path / "one"))
     assert single.sampled == 4
 
-    out = tmp_path / "two"
-    argv = small_args(*models, out)
-    with pytest.raises(Exception, match="rank 1 killed"):  # rank 1 dies at its 2nd sample; the launcher stops rank 0
-        _spawn(argv, tmp_path / "killed", fail_at=2)
-    first = _calls(tmp_path / "killed")
-    assert len(first[1]) == 2  # rank 1 finished one sample, died on the next
-    parts = sorted((out / "parts").glob("samples.rank-*.csv"))
-    finished = {(r["image_prompt"], r["audio_prompt"]) for p in parts for r in read_csv(p)}
-    assert first[1][0] in {f"{i}|{a}" for i, a in finished}  # rank 1's first row was written
-    assert not (out / "samples.csv").exists() or read_csv(out / "samples.csv") == []
-
+    (tmp_path / "images.txt").write_text(IMAGES[0] + "\n")
+    (tmp_path / "audios.txt").write_text("\n".join(SENTENCES) + "\n")
     grid = [
         "--grid", str(tmp_path / "images.txt"), str(tmp_path / "audios.txt"), "--out", str(tmp_path / "grid"),
-        "--image_model", str(tiny_sd), "--audio_model", str(tiny_auffusion), "--steps", "1",
+        "--image_model", str(tiny_sd), "--audio_model", str(tiny_auffusion), "--steps", "1", "--width", "320",
         "--griffin_lim_iters", "2", "--batch_size", "1", "--no_video", "--device", "cpu", "--dtype", "float32",
     ]  # fmt: skip
-    (tmp_path / "images.txt").write_text("\n".join(IMAGES) + "\n")
-    (tmp_path / "audios.txt").write_text("\n".join(SENTENCES) + "\n")
-    _spawn(argv, tmp_path / "resumed", grid=grid)
-    second = _calls(tmp_path / "resumed")
-    evaluated = second[0][: len(second[0]) - 2] + second[1][: len(second[1]) - 2]  # the last 2 per rank: the grid
-    # nothing finished is sampled again, everything missing is sampled once, shared between the ranks
-    assert sorted(evaluated + [f"{i}|{a}" for i, a in finished]) == sorted(
-        f"{i}|{a}" for i in IMAGES for a in SENTENCES
-    )
-    assert abs(len(second[0]) - len(second[1])) <= 1
-    assert not (out / "parts").exists()  # merged by rank 0
+    phases = [
+        ("two", "evaluate", small_args(*models, tmp_path / "two")),
+        ("grid", "sample", grid),
+        ("killed", "killed", small_args(*models, tmp_path / "killed")),
+    ]
+    logs = tmp_path / "calls"
+    logs.mkdir()
+    with pytest.raises(Exception, match="rank 1 killed"):  # the launcher stops rank 0 when rank 1 dies
+        mp.spawn(_rank_worker, args=(2, _free_port(), str(logs), phases), nprocs=2, join=True)
 
-    one, two = read_csv(single.csv), read_csv(out / "samples.csv")
+    # a complete 2-process run: each rank sampled half, rank 0 merged the rows of a 1-process run, in its order
+    two = _calls(logs, "two")
+    assert len(two[0]) == len(two[1]) == 2 and sorted(two[0] + two[1]) == pairs
+    assert not (tmp_path / "two" / "parts").exists()
+    one, both = read_csv(single.csv), read_csv(tmp_path / "two" / "samples.csv")
     key = ("kind", "image_index", "audio_index", "image_prompt", "audio_prompt", "seed", "settings_hash", "transcript")
-    assert [tuple(r[k] for k in key) for r in two] == [tuple(r[k] for k in key) for r in one]  # same rows, same order
-    for a, b in zip(one, two, strict=True):
+    assert [tuple(r[k] for k in key) for r in both] == [tuple(r[k] for k in key) for r in one]
+    for a, b in zip(one, both, strict=True):
         for column in SCORES:
             assert float(b[column]) == pytest.approx(float(a[column]), abs=1e-4)
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["run"]["complete"] and summary["kinds"]["combined"]["n"] == 4
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["run"]["complete"]
 
-    # sample --grid under the same two ranks: every pair written exactly once
+    # sample --grid under the same two ranks: one folder each, every pair written once
+    grid_calls = _calls(logs, "grid")
+    assert len(grid_calls[0]) == len(grid_calls[1]) == 1
     written = sorted(p.parent.parent.name for p in (tmp_path / "grid").glob("*/0/sample.json"))
-    assert len(written) == len(set(written)) == 4
-    assert sorted(second[0][-2:] + second[1][-2:]) == sorted(f"{i}|{a}" for i in IMAGES for a in SENTENCES)
+    assert len(written) == len(set(written)) == 2
+
+    # the killed run: rank 1 wrote its first row to its part file and died on the next sample
+    killed = _calls(logs, "killed")
+    assert len(killed[1]) == 2
+    out = tmp_path / "killed"
+    finished = {f"{r['image_prompt']}|{r['audio_prompt']}" for p in (out / "parts").glob("*.csv") for r in read_csv(p)}
+    assert killed[1][0] in finished and killed[1][1] not in finished
+    assert not (out / "samples.csv").exists() or read_csv(out / "samples.csv") == []
+    # resumed here, by one process: the parts are merged and only the missing samples are made
+    resumed_calls: list[str] = []
+    real = ImagesThatSpeakPipeline.__call__
+
+    def counted(pipe, image_prompt, audio_prompt, **kwargs):
+        resumed_calls.append(f"{image_prompt[0]}|{audio_prompt[0]}")
+        return real(pipe, image_prompt, audio_prompt, **kwargs)
+
+    monkeypatch.setattr(ImagesThatSpeakPipeline, "__call__", counted)
+    resumed = run(small_args(*models, out))
+    assert sorted(resumed_calls + sorted(finished)) == pairs and resumed.sampled == len(resumed_calls) >= 1
+    assert [tuple(r[k] for k in key) for r in read_csv(out / "samples.csv")] == [tuple(r[k] for k in key) for r in one]
+    assert resumed.summary["run"]["complete"] and not (out / "parts").exists()
 
 
 def test_ranks_share_deterministically_and_report_rank_zero_errors():
