@@ -1,11 +1,11 @@
 """Data-parallel generation and scoring: which share of a plan this process makes.
 
 ``evaluate`` and ``sample --grid`` run unchanged under ``torchrun --nproc-per-node N`` or ``srun``
-(SLURM, one task per GPU): the launch is detected with Lightning Fabric's cluster environments
-(``TorchElasticEnvironment``, ``SLURMEnvironment``: rank, world size, local rank, main address and
-port) and the processes join one ``torch.distributed`` group (env://; NCCL on GPUs, gloo on CPUs).
-Nothing here launches processes. A plain ``python -m ...`` is one process of a world of one, and
-nothing is initialised.
+(SLURM, one task per GPU): the launch is read from the variables torchrun or srun set (rank, world
+size, local rank, main address and port) and the processes join one ``torch.distributed`` group
+with its env:// init (NCCL on GPUs, gloo on CPUs). Nothing here launches processes, and nothing
+imports Lightning (the layer contract: sampling is below training). A plain ``python -m ...`` is one
+process of a world of one, and nothing is initialised.
 
 :class:`Ranks` gives each process a deterministic share of a list (item ``i`` to rank ``i % world``),
 barriers, and :meth:`Ranks.main_first`: the main process runs a step (e.g. repairing and merging
@@ -106,14 +106,29 @@ class Ranks:
         return device
 
 
-def _environment() -> Any:
-    """Lightning Fabric's cluster environment of this launch, or ``None`` for a single process."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+def _launch() -> tuple[int, int, int] | None:
+    """``(rank, world size, local rank)`` of a torchrun or srun launch, or ``None`` for a single process.
 
-    if TorchElasticEnvironment.detect():
-        return TorchElasticEnvironment()
-    if SLURMEnvironment.detect():
-        return SLURMEnvironment()
+    torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``. srun sets
+    ``SLURM_PROCID``, ``SLURM_NTASKS`` and ``SLURM_LOCALID``; the main address is then the job's first node
+    (``scontrol show hostnames``) unless ``MASTER_ADDR`` is exported, the port ``MASTER_PORT`` or 29500.
+    """
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0))
+    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
+        if "MASTER_ADDR" not in env:
+            import subprocess
+
+            nodes = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or ""
+            try:
+                hosts = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True,
+                                       check=True).stdout.split()  # fmt: skip
+            except (OSError, subprocess.CalledProcessError):
+                hosts = []
+            env["MASTER_ADDR"] = hosts[0] if hosts else "127.0.0.1"
+        env.setdefault("MASTER_PORT", "29500")
+        return int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0))
     return None
 
 
@@ -125,12 +140,10 @@ def setup_ranks(device: str = "auto") -> Ranks:
     if dist.is_available() and dist.is_initialized():
         local = int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
         return Ranks(dist.get_rank(), dist.get_world_size(), local)
-    env = _environment()
-    if env is None or env.world_size() <= 1:
+    launch = _launch()
+    if launch is None or launch[1] <= 1:
         return Ranks()
-    ranks = Ranks(env.global_rank(), env.world_size(), env.local_rank())
-    os.environ.setdefault("MASTER_ADDR", env.main_address)
-    os.environ.setdefault("MASTER_PORT", str(env.main_port))
+    ranks = Ranks(*launch)
     backend = "nccl" if ranks.device(device).type == "cuda" else "gloo"
     if backend == "nccl":
         import torch
