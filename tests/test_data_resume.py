@@ -109,7 +109,7 @@ def vocoder_runs(tmp_path_factory, vocoder_dataset):
     def run(ckpt_path=None, callbacks=()):
         # per-step LR decay: with the per-epoch decay (stepped in on_train_epoch_end) a checkpoint written at
         # the last batch of an epoch misses that epoch's decay step on resume, a module matter, not the data's
-        module = vocoder_module(lr_decay_interval="step")
+        module = vocoder_module(scheduler_interval="step")
         data = VocoderDataModule(
             str(vocoder_dataset), segment_size=1600, batch_size=2, samples_per_epoch=8, num_workers=2, num_val=0
         )
