@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from speakimg.errors import ConfigError
+from speakimg.io import write_text
 
 __all__ = ["COLUMNS", "ANCHORS", "ResultsCSV", "interval", "summarize", "summary_markdown", "write_summary"]
 
@@ -274,7 +275,5 @@ def write_summary(out: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     paths = (out / "summary.json", out / "summary.md")
     texts = (json.dumps(summary, indent=2) + "\n", summary_markdown(summary))
     for path, text in zip(paths, texts, strict=True):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, text)
     return paths

@@ -13,6 +13,7 @@ from speakimg.errors import ConfigError, quote
 from speakimg.evaluation.config import EvalConfig, settings_hash
 from speakimg.evaluation.plan import Unit, plan_units
 from speakimg.evaluation.results import ResultsCSV, summarize, summary_markdown, write_summary
+from speakimg.io import write_json, write_text
 from speakimg.sampling import SampleSettings, read_prompts
 from speakimg.sampling.distributed import Ranks
 
@@ -183,9 +184,9 @@ def _evaluate(
         out.mkdir(parents=True, exist_ok=True)
         merge_parts(store, order)
         _check_resumable(out, store.load(), settings, digest)
-        (out / SETTINGS_NAME).write_text(json.dumps({"settings_hash": digest, "settings": settings}, indent=2) + "\n")
+        write_json(out / SETTINGS_NAME, {"settings_hash": digest, "settings": settings})
         if resolved_yaml is not None:
-            (out / CONFIG_NAME).write_text(resolved_yaml, encoding="utf-8")
+            write_text(out / CONFIG_NAME, resolved_yaml)
 
     ranks.main_first(prepare)
     done = store.load()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from speakimg.errors import ConfigError
+from speakimg.io import write_json, write_text
 from speakimg.sampling.settings import SamplerSettings
 
 __all__ = ["PLOT_NAME", "SWEEP_DIR", "evaluate_sweep", "plot_sweep", "sweep_settings"]
@@ -154,7 +155,7 @@ def evaluate_sweep(config, resolved_yaml: str | None = None):
     if ranks.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if resolved_yaml is not None:
-            (out / "config.yaml").write_text(resolved_yaml, encoding="utf-8")
+            write_text(out / "config.yaml", resolved_yaml)
     log.info("sweep over %s: %d settings", ", ".join(config.sweep), len(combos))
     points, rows = [], []
     loaded: dict[tuple, Any] = {}  # the pipeline and metric models, loaded once for every setting
@@ -177,8 +178,8 @@ def evaluate_sweep(config, resolved_yaml: str | None = None):
         })  # fmt: skip
     summary = {"protocol": config.protocol, "sweep": config.sweep, "settings": points}
     if ranks.is_main:
-        (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        (out / "sweep.md").write_text(_markdown(points, list(config.sweep), config.protocol), encoding="utf-8")
+        write_json(out / "sweep.json", summary)
+        write_text(out / "sweep.md", _markdown(points, list(config.sweep), config.protocol))
         plot = plot_sweep(points, config.protocol, out / PLOT_NAME)
         logger = make_logger(
             config.logger,
