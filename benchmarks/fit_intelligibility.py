@@ -86,45 +86,37 @@ def main(argv: list[str] | None = None) -> dict:
     sentences = [s for s in args.sentences.read_text("utf-8").splitlines() if s.strip()][: args.limit]
     voices, methods = args.voices.split(","), args.methods.split(",")
     factors = [float(f) for f in args.factors.split(",")]
-    jobs = [(v, s) for v in voices for s in sentences]
-    with ProcessPoolExecutor(args.workers) as pool:
-        clips = list(pool.map(sentence_conditions, *zip(*jobs, strict=True), *([x] * len(jobs) for x in
-                              (methods, factors, args.griffin_lim_iters))))  # fmt: skip
-    synth_seconds = time.perf_counter() - start
     ears = WhisperWER(args.whisper, batch_size=16, device="cpu")
-    conditions = list(clips[0])
     kinds = ["audio"] + (["griffin_lim"] if args.griffin_lim_iters else [])
     table: dict[str, dict[str, dict]] = {}
     transcripts: dict[str, dict[str, dict[str, list[str]]]] = {}
-    for voice in voices:
-        rows = [k for k, (v, _) in enumerate(jobs) if v == voice]
-        table[voice], transcripts[voice] = {}, {}
-        for condition in conditions:
-            entry = {"seconds": round(sum(clips[k][condition]["seconds"] for k in rows) / len(rows), 2)}
-            transcripts[voice][condition] = {}
-            for kind in kinds:
-                heard = ears.transcribe([clips[k][condition][kind] for k in rows])
-                entry[f"wer_{kind}"] = word_error_rate(heard, sentences)
-                transcripts[voice][condition][kind] = heard
-            table[voice][condition] = entry
-            print(voice, condition, entry, flush=True)
-    result = {
-        "whisper": args.whisper,
-        "sentences": sentences,
-        "griffin_lim_iters": args.griffin_lim_iters,
-        "synthesis_seconds": round(synth_seconds, 1),
-        "wall_seconds": round(time.perf_counter() - start, 1),
-        "table": table,
-        "transcripts": transcripts,
-    }
+    result: dict = {"whisper": args.whisper, "sentences": sentences, "griffin_lim_iters": args.griffin_lim_iters}
+    with ProcessPoolExecutor(args.workers) as pool:
+        for voice in voices:  # one voice at a time; the JSON is rewritten after each (partial results survive)
+            n = len(sentences)
+            clips = list(pool.map(sentence_conditions, [voice] * n, sentences, [methods] * n, [factors] * n,
+                                  [args.griffin_lim_iters] * n))  # fmt: skip
+            conditions = list(clips[0])
+            table[voice], transcripts[voice] = {}, {}
+            for condition in conditions:
+                entry = {"seconds": round(sum(c[condition]["seconds"] for c in clips) / n, 2)}
+                transcripts[voice][condition] = {}
+                for kind in kinds:
+                    heard = ears.transcribe([c[condition][kind] for c in clips])
+                    entry[f"wer_{kind}"] = word_error_rate(heard, sentences)
+                    transcripts[voice][condition][kind] = heard
+                table[voice][condition] = entry
+                print(voice, condition, entry, flush=True)
+            result.update(wall_seconds=round(time.perf_counter() - start, 1), table=table, transcripts=transcripts)
+            if args.json:
+                args.json.write_text(json.dumps(result, indent=2) + "\n")
+    voices = list(table)
     print(f"{len(sentences)} sentences; Whisper {args.whisper}; WER of the canvas audio (mean speech seconds)")
     print("| condition | " + " | ".join(voices) + " |")
     print("| --- |" + " --- |" * len(voices))
     for condition in conditions:
         cells = [f"{table[v][condition]['wer_audio']:.1%} ({table[v][condition]['seconds']:.1f} s)" for v in voices]
         print(f"| {condition} | " + " | ".join(cells) + " |")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
