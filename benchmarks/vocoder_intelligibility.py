@@ -146,32 +146,35 @@ class CurveCallback(L.Callback):
 
 
 def plot(result: dict, path: Path) -> None:
-    """WER against batches (log x), per voice dashed, Griffin-Lim and ground truth as horizontal lines."""
+    """WER against batches (per voice dashed; Griffin-Lim and ground truth as lines) and the held-out mel L1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = [p for p in result["curve"] if p["batches"] > 0]
+    curve = result["curve"]
     x = [p["batches"] for p in curve]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, (ax, ax_mel) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     ax.plot(x, [100 * p["wer"] for p in curve], "o-", color="k", label="HiFi-GAN (all voices)")
-    for voice, colour in zip(sorted(curve[0]["by_voice"]), ("C0", "C1", "C2", "C3"), strict=False):
+    for voice, colour in zip(sorted(curve[0]["by_voice"]), ("C0", "C1", "C4", "C5"), strict=False):
         ax.plot(x, [100 * p["by_voice"][voice] for p in curve], "--", color=colour, alpha=0.7, label=voice)
     refs = result["references"]
     ax.axhline(100 * refs["ground_truth"]["wer"], color="C2", lw=1, ls=":", label="ground truth audio")
     ax.axhline(100 * refs["griffin_lim"]["wer"], color="C3", lw=1, ls="-.", label="Griffin-Lim 32 it.")
-    ax.set_xscale("log")
     ax.set_xlabel("training batches (1 D + 1 G update each)")
-    ax.set_ylabel("WER on held-out sentences, %")
+    ax.set_ylabel("WER on the 20 held-out sentences, %")
     ax.set_ylim(0, max(110, *(100 * p["wer"] for p in curve)))
-    preset = result["preset"]
-    ax.set_title(f"HiFi-GAN from scratch ({preset['channels']} ch, batch {preset['batch']} x {preset['segment']}),"
-                 f" Whisper tiny.en", fontsize=9)  # fmt: skip
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
+    ax_mel.plot(x, [p["mel_l1"] for p in curve], "o-", color="k")
+    ax_mel.set_xlabel("training batches")
+    ax_mel.set_ylabel("held-out mel L1 (nats)")
+    ax_mel.grid(alpha=0.3)
+    preset = result["preset"]
+    fig.suptitle(f"HiFi-GAN from scratch ({preset['channels']} ch, batch {preset['batch']} x {preset['segment']}), "
+                 f"Whisper tiny.en; {result['device']}, {result['threads']} thread", fontsize=9)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
