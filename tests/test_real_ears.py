@@ -201,3 +201,38 @@ def test_dataset_report_wer_equals_an_independent_transcription(tmp_path, indepe
     saved = json.loads((tmp_path / "r" / "report.json").read_text())
     assert saved["intelligibility"]["wer_stored_audio"] == intel["wer_stored_audio"]
     shutil.rmtree(data)
+
+
+@requires_festival
+def test_multi_voice_build_and_report_with_real_ears(tmp_path, independent):
+    """festival + Piper, built offline: each item records its voice, the report's per-voice WER is real."""
+    from speakimg.data import BuildConfig, build_dataset, read_manifest
+    from speakimg.data.report import dataset_report, format_report
+
+    transcribe, wer = independent
+    data = tmp_path / "data"
+    summary = build_dataset(
+        SENTENCES[:6], data, BuildConfig(tts="festival,piper:joe", val_fraction=0.0), progress=False
+    )
+    assert summary.built == 6 and summary.failed == 0
+    records = read_manifest(data)
+    voices = {"festival": "festival", "piper:joe": "piper:en_US-joe-medium"}
+    assert sorted(r.voice for r in records) == ["festival"] * 3 + ["piper:joe"] * 3
+    assert all(r.tts == voices[r.voice] for r in records)
+    # broken on purpose: every Piper clip stored backwards; only Piper's row of the report may suffer
+    for record in records:
+        if record.voice == "piper:joe":
+            audio, rate = sf.read(data / record.audio, dtype="float32")
+            sf.write(data / record.audio, audio[::-1], rate, subtype="PCM_16")
+
+    report = dataset_report(data, whisper="real:whisper-tiny.en", samples=6, examples=1, out=tmp_path / "r", gl_iters=4)
+    by_voice = report["intelligibility"]["by_voice"]
+    assert sorted(by_voice) == sorted(voices)
+    for voice in voices:
+        mine = [r for r in records if r.voice == voice]
+        expected = [transcribe(sf.read(data / r.audio, dtype="float32")[0]) for r in mine]
+        assert by_voice[voice]["samples"] == 3
+        assert by_voice[voice]["wer_stored_audio"] == pytest.approx(wer(expected, [r.text for r in mine]), abs=1e-6)
+    assert by_voice["festival"]["wer_stored_audio"] <= FESTIVAL_MAX_WER + 0.1  # 3 sentences: a wider margin
+    assert by_voice["piper:joe"]["wer_stored_audio"] >= BROKEN_MIN_WER
+    assert "| voice | items | WER stored audio | WER Griffin-Lim |" in format_report(report)
