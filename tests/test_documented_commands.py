@@ -127,6 +127,25 @@ NOT_OFFLINE = {
     "python -m speakimg.sample --method sds --pixel-model DeepFloyd/IF-I-M-v1.0 ... --out outputs/sds": (
         REAL + " (tiny: tests/test_sampling_sds.py)"
     ),
+    "export HF_HUB_OFFLINE=1": "a shell setting for the real models' offline use (the tests set it themselves)",
+    "python -m speakimg.evaluate --config configs/eval.yaml --audio_model outputs/speech-model --out "
+    "outputs/eval/sweep --references false --sweep {t_image: [0.8, 0.9, 1.0], audio_weight: [0.3, 0.5, 0.7]}": (
+        REAL + " (tiny sweep: tests/test_evaluate_scale.py)"
+    ),
+    "python -m speakimg.evaluate --config configs/eval.yaml --out outputs/eval/sweep --sweep {t_image: [0.8, "
+    "0.9], audio_weight: [0.3, 0.5]}": REAL + " (tiny sweep: tests/test_evaluate_scale.py)",
+    "python benchmarks/fit_intelligibility.py --methods native,atempo,phase-vocoder --workers 2": (
+        "a benchmark (about 10 minutes of TTS and Whisper on 2 cores); figures in benchmarks/RESULTS.md"
+    ),
+    "srun --kill-on-bad-exit=1 python -m speakimg.evaluate --config configs/eval.yaml --audio_model "
+    "outputs/speech-model --out outputs/eval/speech": CLUSTER + " (2 ranks on CPU: tests/test_evaluate_scale.py)",
+    "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint $HEAD_NODE:29500 -m "
+    "speakimg.evaluate --config configs/eval.yaml --audio_model outputs/speech-model": CLUSTER,
+    "torchrun --standalone --nproc-per-node 8 -m speakimg.evaluate --config configs/eval.yaml": CLUSTER,
+    "torchrun --standalone --nproc-per-node 8 -m speakimg.evaluate --config configs/eval.yaml --audio_model "
+    "outputs/speech-model --out outputs/eval/speech": CLUSTER,
+    "torchrun --standalone --nproc-per-node 8 -m speakimg.sample --grid configs/data/image_prompts.txt "
+    "configs/data/test_sentences.txt --audio_model outputs/speech-model --out outputs/grid --no_video": CLUSTER,
     "wandb login": "the network (W&B online)",
     "wandb sync OUT/wandb/offline-run-*": "the network (W&B online)",
 }
