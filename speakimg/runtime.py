@@ -1,7 +1,8 @@
-"""Device and dtype choice: the one place that decides "CUDA if available" and names dtypes."""
+"""Device and dtype choice: the one place that decides "CUDA if available" and names dtypes; CPUs to use."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from speakimg.errors import ConfigError
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DTYPE_NAMES",
     "SAMPLE_GIB",
+    "available_cpus",
     "batch_size_for_memory",
     "default_batch_size",
     "dtype_name",
@@ -98,3 +100,11 @@ def default_batch_size(device: torch.device | str, per_sample_gib: float = SAMPL
         return cpu
     free, _ = torch.cuda.mem_get_info(device)
     return batch_size_for_memory(free, per_sample_gib * 2**30)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (respects SLURM / taskset CPU masks)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1

@@ -16,9 +16,21 @@ import pytest
 import torch
 
 from speakimg.audio import load_audio, log_mel
-from speakimg.data import BUILD_CONFIG, CANVAS_SAMPLES, MANIFEST, load_mel, load_record_audio, read_manifest
-from speakimg.data.build import TEXTS, BuildConfig, build_dataset, item_id, main, plan_items
+from speakimg.data import (
+    BUILD_CONFIG,
+    CANVAS_SAMPLES,
+    MANIFEST,
+    BuildConfig,
+    build_dataset,
+    load_mel,
+    load_record_audio,
+    plan_items,
+    read_manifest,
+)
+from speakimg.data.build import main
 from speakimg.data.canvas import SPEECH_SAMPLES, CanvasFit
+from speakimg.data.plan import item_id
+from speakimg.data.store import TEXTS
 from speakimg.text import ids_to_phonemes, normalize_text, phonemes_to_ids, prepare_text
 
 pytestmark = pytest.mark.slow

@@ -21,12 +21,15 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from speakimg.audio.io import SAMPLE_RATE, check_audio
+from speakimg.audio.canvas import CANVAS
 from speakimg.errors import AudioError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["STRETCH_METHODS", "time_stretch"]
 
@@ -60,7 +63,7 @@ def _ffmpeg(audio: np.ndarray, audio_filter: str, sample_rate: int) -> np.ndarra
 
 
 def time_stretch(
-    wav: torch.Tensor, factor: float, method: str = "atempo", sample_rate: int = SAMPLE_RATE
+    wav: torch.Tensor, factor: float, method: str = "atempo", sample_rate: int = CANVAS.sample_rate
 ) -> torch.Tensor:
     """Make mono audio ``[T]`` ``factor`` times longer (``factor > 1`` = slower) at the same pitch.
 
@@ -75,6 +78,10 @@ def time_stretch(
         raise ValueError(f"unknown time-stretch method {method!r}; choose one of {STRETCH_METHODS}")
     if not factor > 0:
         raise ValueError(f"the stretch factor must be positive, got {factor}")
+    import torch
+
+    from speakimg.audio.io import check_audio
+
     check_audio(wav, "time_stretch input")
     audio = wav.detach().float().cpu().numpy().reshape(-1)
     length = round(audio.shape[0] * factor)

@@ -34,24 +34,14 @@ import sys
 from pathlib import Path
 
 from speakimg import cli
-from speakimg.data.builder import BuildSummary, available_cpus, build_dataset, merge_datasets
 from speakimg.data.canvas import CanvasFit
-from speakimg.data.plan import BuildConfig, Item, item_id, plan_items
-from speakimg.data.store import TEXTS
+from speakimg.data.plan import BuildConfig
 from speakimg.errors import DataError
+from speakimg.runtime import available_cpus
 
-# the builder's pieces, importable from here as before (library code imports speakimg.data.builder)
-__all__ = [
-    "TEXTS",
-    "BuildConfig",
-    "BuildSummary",
-    "Item",
-    "build_dataset",
-    "item_id",
-    "main",
-    "merge_datasets",
-    "plan_items",
-]
+# A command line only: the library is speakimg.data (build_dataset, merge_datasets, BuildConfig, ...).
+# The builder (torch, the engines) is imported after the arguments are parsed, so --help answers at once.
+__all__ = ["main"]
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -119,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    from speakimg.data.builder import build_dataset, merge_datasets
+
     try:
         if args.merge is not None:
             summary = merge_datasets(args.merge, args.out)

@@ -32,6 +32,7 @@ from speakimg.data.plan import OUTPUT_KEYS, BuildConfig, Item, assign_splits, pl
 from speakimg.data.store import BUILD_CONFIG, DatasetStore
 from speakimg.data.worker import build_item, init_worker
 from speakimg.errors import DataError
+from speakimg.runtime import available_cpus
 
 __all__ = ["BuildSummary", "available_cpus", "build_dataset", "merge_datasets", "read_lines"]
 
@@ -107,14 +108,6 @@ def read_lines(texts: str | os.PathLike | Iterable[str]) -> list[str]:
 
 def _texts_sha256(lines: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
-
-
-def available_cpus() -> int:
-    """CPUs this process may use (respects SLURM / taskset CPU masks)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
 
 
 @contextmanager

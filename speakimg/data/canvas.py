@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from speakimg.audio import SAMPLE_RATE, peak_normalize
+from speakimg.audio.canvas import CANVAS
 from speakimg.audio.stretch import STRETCH_METHODS, time_stretch
 from speakimg.data.manifest import CANVAS_SAMPLES
 from speakimg.errors import TextError
-from speakimg.tts import TTSEngine
+
+if TYPE_CHECKING:  # torch and the engines load when speech is made, not for `--help`
+    import torch
+
+    from speakimg.tts import TTSEngine
 
 __all__ = [
     "FIT_MODES",
@@ -40,7 +43,7 @@ __all__ = [
     "trim_silence",
 ]
 
-SPEECH_SAMPLES = 10 * SAMPLE_RATE
+SPEECH_SAMPLES = CANVAS.speech_samples
 """Samples of the part of the canvas that may hold speech (10 s)."""
 FIT_MODES = ("pad", "stretch")
 PLACEMENTS = ("left", "center", "random")
@@ -102,7 +105,7 @@ class FittedSpeech:
 
     @property
     def seconds(self) -> float:
-        return self.length / SAMPLE_RATE
+        return self.length / CANVAS.sample_rate
 
 
 def trim_silence(wav: torch.Tensor, top_db: float | None = 50.0, margin: float = 0.05) -> torch.Tensor:
@@ -112,7 +115,7 @@ def trim_silence(wav: torch.Tensor, top_db: float | None = 50.0, margin: float =
     import librosa
 
     _, (start, end) = librosa.effects.trim(wav.numpy(), top_db=top_db, frame_length=512, hop_length=128)
-    pad = int(margin * SAMPLE_RATE)
+    pad = int(margin * CANVAS.sample_rate)
     return wav[max(0, start - pad) : min(wav.shape[0], end + pad)]
 
 
@@ -133,6 +136,8 @@ def place_on_canvas(speech: torch.Tensor, placement: str = "left", seed: int = 0
         start = random.Random(seed).randint(0, room)
     else:
         raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+    import torch
+
     canvas = torch.zeros(CANVAS_SAMPLES, dtype=torch.float32)
     canvas[start : start + n] = speech
     return canvas, start
@@ -141,7 +146,7 @@ def place_on_canvas(speech: torch.Tensor, placement: str = "left", seed: int = 0
 def _too_long(text: str, seconds: float) -> TextError:
     return TextError(
         f"sentence {text!r} is {seconds:.2f} s of speech at natural speed; the canvas holds "
-        f"{SPEECH_SAMPLES / SAMPLE_RATE:.0f} s. Shorten or split it."
+        f"{SPEECH_SAMPLES / CANVAS.sample_rate:.0f} s. Shorten or split it."
     )
 
 
@@ -152,13 +157,15 @@ def speak_on_canvas(engine: TTSEngine, text: str, fit: CanvasFit = CanvasFit(), 
         TextError: the speech is longer than 10 s at natural speed (or the engine fails on the text).
     """
 
+    from speakimg.audio import peak_normalize
+
     def speak(stretch: float = 1.0) -> torch.Tensor:
         return trim_silence(engine.synthesize(text, stretch=stretch), fit.trim_db, fit.trim_margin)
 
     speech = speak()
     natural = speech.shape[0]
     if natural > SPEECH_SAMPLES:
-        raise _too_long(text, natural / SAMPLE_RATE)
+        raise _too_long(text, natural / CANVAS.sample_rate)
     method = "none"
     target = min(fit.target_fill * SPEECH_SAMPLES, fit.max_stretch * natural)
     if fit.mode == "stretch" and target > natural * (1 + 1e-3):

@@ -230,7 +230,8 @@ class SpeechMelDataModule(ResumableEpochs, LightningDataModule):
             return True
 
     def _build(self) -> None:
-        from speakimg.data.builder import available_cpus, build_dataset
+        from speakimg.data.builder import build_dataset
+        from speakimg.runtime import available_cpus
 
         workers = self.build_workers if self.build_workers is not None else available_cpus()
         log.info(

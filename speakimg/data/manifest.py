@@ -23,13 +23,16 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from speakimg.audio.canvas import CANVAS
 from speakimg.errors import DataError
 from speakimg.io import atomic_write
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MANIFEST",
@@ -216,6 +219,8 @@ def load_mel(data_dir: str | os.PathLike, record: ManifestRecord) -> torch.Tenso
     if array.ndim != 2:
         raise DataError(f"{Path(data_dir) / record.mel}: the stored mel of {record.id} has shape {array.shape}, "
                         f"expected [n_mels, frames]; {repair_hint(data_dir)}")  # fmt: skip
+    import torch
+
     return torch.from_numpy(array.astype(np.float32))
 
 

@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns 0 when the dataset is intact (after a repair, if asked), 1 if not, 2 on bad input."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    from speakimg.data.builder import available_cpus
     from speakimg.data.integrity import repair_dataset, verify_dataset
     from speakimg.errors import DataError
+    from speakimg.runtime import available_cpus
 
     workers = args.workers if args.workers is not None else available_cpus()
     try:

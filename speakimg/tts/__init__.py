@@ -7,17 +7,16 @@ A **voice spec** names an engine and, optionally, its voice: ``festival``, ``esp
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from speakimg.errors import ConfigError
-from speakimg.tts.base import TTSEngine, TTSError
-from speakimg.tts.espeak import EspeakTTS
-from speakimg.tts.festival import FestivalTTS
-from speakimg.tts.piper import PiperTTS
-from speakimg.tts.tacotron2 import Tacotron2TTS
-from speakimg.tts.transformers_tts import TransformersTTS
+
+if TYPE_CHECKING:
+    from speakimg.tts.base import TTSEngine
 
 __all__ = [
     "ENGINES",
@@ -35,13 +34,49 @@ __all__ = [
 ]
 
 
-ENGINES: dict[str, Callable[..., TTSEngine]] = {
-    "festival": FestivalTTS,
-    "espeak": EspeakTTS,
-    "piper": PiperTTS,
-    "tacotron2": Tacotron2TTS,
-    "transformers": TransformersTTS,
+_CLASSES = {  # name -> module that defines it (imported on first use: the engines import torch)
+    "TTSEngine": "speakimg.tts.base",
+    "TTSError": "speakimg.tts.base",
+    "FestivalTTS": "speakimg.tts.festival",
+    "EspeakTTS": "speakimg.tts.espeak",
+    "PiperTTS": "speakimg.tts.piper",
+    "Tacotron2TTS": "speakimg.tts.tacotron2",
+    "TransformersTTS": "speakimg.tts.transformers_tts",
 }
+
+
+def __getattr__(name: str) -> Any:
+    module = _CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'speakimg.tts' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+class _Engines(Mapping):
+    """Engine name -> engine class, each class imported when it is first looked up."""
+
+    def __init__(self, classes: dict[str, str]) -> None:
+        self._classes = classes
+
+    def __getitem__(self, name: str) -> Callable[..., TTSEngine]:
+        return __getattr__(self._classes[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+
+ENGINES: Mapping[str, Callable[..., TTSEngine]] = _Engines(
+    {
+        "festival": "FestivalTTS",
+        "espeak": "EspeakTTS",
+        "piper": "PiperTTS",
+        "tacotron2": "Tacotron2TTS",
+        "transformers": "TransformersTTS",
+    }
+)
 """Engine name -> factory. Keyword arguments of ``get_engine`` go to the factory.
 
 ``festival`` (default; HTS voice, offline), ``espeak`` (offline), ``piper`` (``voice=`` an .onnx file,
