@@ -20,21 +20,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from speakimg.cli import COMMANDS  # noqa: E402  (the list of command lines; imports no torch)
 
-CLIS = [
-    "speakimg.fit",
-    "speakimg.export",
-    "speakimg.sample",
-    "speakimg.evaluate",
-    "speakimg.demo",
-    "speakimg.data.build",
-    "speakimg.data.report",
-    "speakimg.data.verify",
-    "speakimg.data.latents",
-    "speakimg.vocoder.export",
-    "speakimg.vocoder.prepare_mels",
-    "speakimg.testing",
-]
+CLIS = list(COMMANDS)
 ERRORS = [  # a bad setting: one error line, before any model loads
     ("speakimg.fit", ["--config", "configs/auffusion_lora.yaml", "--model.init_args.lora_rnak", "3"]),
     (

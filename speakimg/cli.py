@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 from speakimg.errors import SpeakimgError, SpeakimgWarning, printable
 
 __all__ = [
+    "COMMANDS",
     "DEBUG_HELP",
     "MAX_MESSAGE",
     "ArgumentParser",
@@ -44,6 +45,23 @@ __all__ = [
     "usage_error",
 ]
 
+COMMANDS = (
+    "speakimg.fit",
+    "speakimg.export",
+    "speakimg.sample",
+    "speakimg.evaluate",
+    "speakimg.demo",
+    "speakimg.app",
+    "speakimg.data.build",
+    "speakimg.data.report",
+    "speakimg.data.verify",
+    "speakimg.data.latents",
+    "speakimg.vocoder.prepare_mels",
+    "speakimg.vocoder.export",
+    "speakimg.testing",
+)
+"""Every command line, as ``python -m NAME`` runs it (read by the CLI tests, the start-up benchmark and the
+layer test's check that no library module imports a command line)."""
 MAX_MESSAGE = 1000
 """Characters of an error message printed without ``--debug``."""
 DEBUG_HELP = "print the full traceback of an error (by default: one line)"

@@ -17,25 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from speakimg.cli import COMMANDS
 from speakimg.errors import SpeakimgError
 
 REPO = Path(__file__).resolve().parents[1]
 
-CLIS = [
-    "speakimg.fit",
-    "speakimg.export",
-    "speakimg.sample",
-    "speakimg.evaluate",
-    "speakimg.demo",
-    "speakimg.data.build",
-    "speakimg.data.report",
-    "speakimg.data.verify",
-    "speakimg.data.latents",
-    "speakimg.vocoder.prepare_mels",
-    "speakimg.vocoder.export",
-    "speakimg.testing",
-    "speakimg.app",
-]
+CLIS = list(COMMANDS)
 ERRORS = [m for m in CLIS if m != "speakimg.app"]  # the studio's one-line errors: tests/test_app.py
 
 
