@@ -116,7 +116,7 @@ def run_script(args, script: str, extra: list[str], json_path: Path) -> dict:
 
 
 def section_speech(args, device: torch.device, figures: dict, out: Path) -> None:
-    base = ["--steps", "1", "--rounds", "1", "--batch-size", "1"] if args.smoke else ["--gpu", "--steps", "8",
+    base = ["--steps", "2", "--rounds", "1", "--batch-size", "1"] if args.smoke else ["--gpu", "--steps", "8",
                                                                                       "--rounds", "1"]  # fmt: skip
     figures["speech"] = [
         run_script(args, "speech_step.py", base + flag, out / f"speech{'-gc' if flag else ''}.json")
