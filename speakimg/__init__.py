@@ -6,8 +6,7 @@ Heavy components are imported lazily so ``import speakimg`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from speakimg.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -16,11 +15,6 @@ _LAZY = {
     "SpeechModel": "speakimg.speech",
 }
 
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+
 __all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'speakimg' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

@@ -10,8 +10,8 @@
   ``error: ...`` line on stderr (control characters escaped, very long messages shortened) and exits
   with status 2; ``--debug`` prints the traceback too.
 - A :class:`~speakimg.errors.SpeakimgWarning` (an input accepted but altered) prints one ``warning: ...`` line.
-- Lightning command lines (``fit``, ``export``) go through :func:`run`, which calls ``main(argv)`` the same
-  way but lets the error propagate with ``--debug`` (``main`` stays a plain function that raises).
+- ``main`` is called with ``argv`` as given (``None``: it reads ``sys.argv`` itself, as ``fit`` must for
+  DDP launchers that rerun the command for the other ranks); ``prog`` prefixes the error line if given.
 - Every command line (fit, export, sample, evaluate, demo, data.build/report/verify/latents,
   vocoder.prepare_mels/export, testing) follows this; ``tests/test_cli_all.py`` checks each one. Heavy
   libraries are imported after parsing, so ``--help`` and bad arguments answer before torch loads.
@@ -41,7 +41,6 @@ __all__ = [
     "error_line",
     "main",
     "normalize_options",
-    "run",
     "usage_error",
 ]
 
@@ -128,19 +127,20 @@ def _warnings_as_lines() -> Iterator[None]:
         warnings.showwarning = original
 
 
-def main(run: Callable[[list[str]], Any], argv: list[str] | None = None) -> int:
+def main(run: Callable[[list[str] | None], Any], argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run ``run(argv)`` as a console entry point: 0 on success (or the status ``run`` returns, if an int),
-    2 with one ``error:`` line for a :class:`SpeakimgError` (and its traceback with ``--debug``), 130 on Ctrl-C."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    2 with one ``[PROG: ]error:`` line for a :class:`SpeakimgError` (and its traceback with ``--debug``),
+    130 on Ctrl-C. ``argv=None`` is passed on as ``None`` (``run`` reads ``sys.argv``)."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with _warnings_as_lines():
         try:
-            status = run(argv)
+            status = run(None if argv is None else list(argv))
         except SpeakimgError as error:
             if debug:
                 traceback.print_exc()
-            print(error_line(error, full=debug), file=sys.stderr)
+            line = error_line(error, full=debug)
+            print(f"{prog}: {line}" if prog else line, file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
@@ -148,20 +148,6 @@ def main(run: Callable[[list[str]], Any], argv: list[str] | None = None) -> int:
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
 
 
-def console(run: Callable[[list[str]], Any]) -> NoReturn:
+def console(run: Callable[[list[str] | None], Any], prog: str | None = None) -> NoReturn:
     """``if __name__ == "__main__": cli.console(main)``: :func:`main` on ``sys.argv``, then exit with its status."""
-    raise SystemExit(main(run))
-
-
-def run(main: Callable[[list[str] | None], Any], argv: Sequence[str] | None = None, prog: str | None = None) -> Any:
-    """Call ``main(argv)`` for a console script; a :class:`SpeakimgError` becomes ``PROG: error: <message>``
-    and exit status 2, unless ``--debug`` is among the arguments (then it propagates with its traceback)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        with _warnings_as_lines():
-            return main(None if argv is None else list(argv))  # None: main reads sys.argv (DDP relaunches it)
-    except SpeakimgError as error:
-        if "--debug" in args:
-            raise
-        print(f"{prog}: {error_line(error)}" if prog else error_line(error), file=sys.stderr)
-        raise SystemExit(2) from None
+    raise SystemExit(main(run, prog=prog))

@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> Path:
 def console() -> None:
     """Console-script entry point (``speakimg-export``): exit status 0 on success; a speakimg error is one
     line on stderr and exit status 2 (the traceback with ``--debug``)."""
-    from speakimg.cli import run
+    from speakimg import cli
 
-    run(main, prog=PROG)
+    cli.console(main, prog=PROG)
 
 
 if __name__ == "__main__":

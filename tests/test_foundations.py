@@ -211,3 +211,34 @@ def test_tiny_resolver_comes_from_the_entry_point_without_importing_the_kit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert "tiny" in out.stdout
     assert re.search(r"vocoder\s*$", out.stdout.strip())
+
+
+# ---------------------------------------------------------------- lazy package exports
+
+
+def test_lazy_exports_import_on_first_use_and_name_the_package():
+    import subprocess
+    import sys
+
+    from speakimg.lazy import lazy_exports
+
+    namespace: dict = {}
+    getattr_, dir_ = lazy_exports("pkg", {"sqrt": "math", "missing": "math"}, namespace)
+    assert "sqrt" in dir_() and "sqrt" not in namespace
+    import math
+
+    assert getattr_("sqrt") is math.sqrt and namespace["sqrt"] is math.sqrt  # cached for later lookups
+    with pytest.raises(AttributeError, match="module 'pkg' has no attribute 'nope'"):
+        getattr_("nope")
+    with pytest.raises(AttributeError):  # listed, but the module does not define it
+        getattr_("missing")
+    # the packages that use it: names resolve, and importing them (or the canvas) loads no torch
+    code = (
+        "import sys, speakimg, speakimg.audio, speakimg.data, speakimg.modules, speakimg.tts, speakimg.vocoder\n"
+        "from speakimg.audio import CANVAS\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert {'CANVAS', 'log_mel'} <= set(dir(speakimg.audio)) and 'build_dataset' in dir(speakimg.data)\n"
+        "print(speakimg.audio.log_mel.__module__, speakimg.vocoder.Generator.__module__, speakimg.tts.PiperTTS.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["speakimg.audio.mel", "speakimg.vocoder.generator", "PiperTTS"]

@@ -7,10 +7,11 @@ import torch or librosa: command lines that only read settings start fast.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from speakimg.lazy import lazy_exports
 
 _LAZY = {
     "CANVAS": "speakimg.audio.canvas",
@@ -40,20 +41,9 @@ _LAZY = {
     "AudioError": "speakimg.errors",
 }
 
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'speakimg.audio' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
 
 
 class _Package(types.ModuleType):

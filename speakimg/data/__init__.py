@@ -7,8 +7,7 @@ Everything is imported on first use, so ``import speakimg.data`` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from speakimg.lazy import lazy_exports
 
 _LAZY = {
     "BUILD_CONFIG": "speakimg.data.manifest",
@@ -36,11 +35,6 @@ _LAZY = {
     "cache_latents": "speakimg.data.latents",
 }
 
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+
 __all__ = [*_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'speakimg.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

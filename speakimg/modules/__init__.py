@@ -6,8 +6,7 @@ Imported lazily (``speakimg.modules.SpeechLoRAModule``, ``speakimg.modules.HiFiG
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from speakimg.lazy import lazy_exports
 
 _LAZY = {
     "SpeechLoRAModule": "speakimg.modules.speech_lora",
@@ -16,11 +15,6 @@ _LAZY = {
     "FiniteCheckpoints": "speakimg.modules.checkpoints",
 }
 
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+
 __all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'speakimg.modules' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

@@ -7,13 +7,13 @@ A **voice spec** names an engine and, optionally, its voice: ``festival``, ``esp
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from speakimg.errors import ConfigError
+from speakimg.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from speakimg.tts.base import TTSEngine
@@ -44,12 +44,7 @@ _CLASSES = {  # name -> module that defines it (imported on first use: the engin
     "TransformersTTS": "speakimg.tts.transformers_tts",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _CLASSES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'speakimg.tts' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _CLASSES, globals())
 
 
 class _Engines(Mapping):

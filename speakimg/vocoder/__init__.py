@@ -10,9 +10,10 @@ The HiFi-GAN parts (generator, discriminators, losses) are plain PyTorch: no Lig
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from speakimg.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from torch import nn
@@ -32,20 +33,9 @@ _LAZY = {  # imported on first use: `python -m speakimg.vocoder.export --help` d
     "mel_loss": "speakimg.vocoder.losses",
 }
 
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
+
 __all__ = sorted([*_LAZY, "load_vocoder"])
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'speakimg.vocoder' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
 
 
 GRIFFIN_LIM = ("griffin-lim", "griffin_lim", "griffinlim", "gl")
