@@ -26,18 +26,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from speakimg.hub import register_resolver
+from speakimg.lazy import lazy_exports
 from speakimg.testing.cache import KIT_VERSION, cached_build, default_root
-from speakimg.testing.clap import write_tiny_clap
-from speakimg.testing.clip import write_tiny_clip
-from speakimg.testing.controlnet_kit import write_tiny_controlnet
-from speakimg.testing.diffusion import SD15_SCHEDULER_CONFIG, TINY_CROSS_ATTENTION_DIM, write_tiny_stable_diffusion
-from speakimg.testing.if_kit import write_tiny_if
-from speakimg.testing.plbert import TINY_PLBERT_PARAMS, TINY_PLBERT_STEPS, write_tiny_plbert
 from speakimg.testing.real import REAL_MODELS, resolve_real
-from speakimg.testing.variants import KINDS, VARIANT_MARKS, weights_file_name, write_weight_variants
-from speakimg.testing.vits import write_tiny_vits
-from speakimg.testing.vocoder import TINY_VOCODER_CONFIG, write_tiny_vocoder
-from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
+
+# The writers import torch: each builder imports its own on first use (``python -m speakimg.testing --help``
+# and the ``tiny:`` resolver's registration stay light); their constants are exported lazily.
+_LAZY = {
+    "KINDS": "speakimg.testing.variants",
+    "VARIANT_MARKS": "speakimg.testing.variants",
+    "weights_file_name": "speakimg.testing.variants",
+    "write_weight_variants": "speakimg.testing.variants",
+    "SD15_SCHEDULER_CONFIG": "speakimg.testing.diffusion",
+    "TINY_CROSS_ATTENTION_DIM": "speakimg.testing.diffusion",
+    "TINY_PLBERT_PARAMS": "speakimg.testing.plbert",
+    "TINY_PLBERT_STEPS": "speakimg.testing.plbert",
+    "TINY_VOCODER_CONFIG": "speakimg.testing.vocoder",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
     "BUILDERS",
@@ -74,6 +80,9 @@ Root = str | os.PathLike | None
 
 
 def _write_tiny_auffusion(folder: Path) -> None:
+    from speakimg.testing.diffusion import write_tiny_stable_diffusion
+    from speakimg.testing.vocoder import write_tiny_vocoder
+
     # Auffusion's hub folder is an SD 1.5 pipeline folder (its own weights) plus vocoder/.
     write_tiny_stable_diffusion(folder, seed=1)
     write_tiny_vocoder(folder / "vocoder", seed=2)
@@ -81,51 +90,71 @@ def _write_tiny_auffusion(folder: Path) -> None:
 
 def tiny_stable_diffusion(root: Root = None) -> Path:
     """Folder in the SD-1.5 layout (the image model); ``StableDiffusionPipeline.from_pretrained`` loads it."""
+    from speakimg.testing.diffusion import write_tiny_stable_diffusion
+
     return cached_build("stable-diffusion", lambda d: write_tiny_stable_diffusion(d, seed=0), root)
 
 
 def tiny_auffusion(root: Root = None) -> Path:
     """Folder in Auffusion's layout (SD-1.5 layout with other weights, plus ``vocoder/``)."""
+    from speakimg.testing.vocoder import TINY_VOCODER_CONFIG
+
     return cached_build("auffusion", _write_tiny_auffusion, root, spec={"vocoder": TINY_VOCODER_CONFIG})
 
 
 def tiny_vocoder(root: Root = None) -> Path:
     """Folder with ``config.json`` + ``vocoder.pt`` (Auffusion's vocoder layout, 32 channels); ``load_vocoder`` loads it."""
+    from speakimg.testing.vocoder import TINY_VOCODER_CONFIG, write_tiny_vocoder
+
     return cached_build("vocoder", lambda d: write_tiny_vocoder(d, seed=2), root, spec={"vocoder": TINY_VOCODER_CONFIG})
 
 
 def tiny_whisper(root: Root = None) -> Path:
     """Path of a tiny checkpoint file that ``whisper.load_model(path)`` loads."""
+    from speakimg.testing.whisper import WHISPER_FILENAME, write_tiny_whisper
+
     return cached_build("whisper", write_tiny_whisper, root) / WHISPER_FILENAME
 
 
 def tiny_clip(root: Root = None) -> Path:
     """Folder with a tiny ``CLIPModel`` and ``CLIPProcessor`` (transformers layout)."""
+    from speakimg.testing.clip import write_tiny_clip
+
     return cached_build("clip", write_tiny_clip, root)
 
 
 def tiny_clap(root: Root = None) -> Path:
     """Folder with a tiny ``ClapModel`` and ``ClapProcessor`` (transformers layout)."""
+    from speakimg.testing.clap import write_tiny_clap
+
     return cached_build("clap", write_tiny_clap, root)
 
 
 def tiny_controlnet(root: Root = None) -> Path:
     """Folder of a tiny ``ControlNetModel`` for the tiny SD (``lllyasviel/sd-controlnet-canny``'s layout)."""
+    from speakimg.testing.controlnet_kit import write_tiny_controlnet
+
     return cached_build("controlnet", write_tiny_controlnet, root)
 
 
 def tiny_if(root: Root = None) -> Path:
     """Folder in DeepFloyd IF stage-I layout (T5 encoder, 64 x 64 pixel UNet, DDPM scheduler); ``IFPipeline`` loads it."""
+    from speakimg.testing.if_kit import write_tiny_if
+
     return cached_build("deepfloyd-if", write_tiny_if, root)
 
 
 def tiny_plbert(root: Root = None) -> Path:
     """Folder in PL-BERT's original layout (``config.yml`` + ``step_<N>.t7``); ``PLBert.from_pretrained`` loads it."""
+    from speakimg.testing.plbert import write_tiny_plbert
+
     return cached_build("plbert", write_tiny_plbert, root)
 
 
 def tiny_vits(root: Root = None) -> Path:
     """Folder with a tiny ``VitsModel`` + ``VitsTokenizer`` (MMS-TTS layout, 16 kHz; random weights)."""
+    from speakimg.testing.vits import write_tiny_vits
+
     return cached_build("vits", write_tiny_vits, root)
 
 
@@ -162,6 +191,8 @@ def tiny_weights_variant(base: str, kinds: Sequence[str], marked: bool = False, 
     if base not in ("stable-diffusion", "auffusion"):
         raise ValueError(f"weights variants are written for stable-diffusion or auffusion, not {base!r}")
     source = BUILDERS[base](root)
+
+    from speakimg.testing.variants import write_weight_variants
 
     def build(folder: Path) -> None:
         shutil.copytree(source, folder, dirs_exist_ok=True)
