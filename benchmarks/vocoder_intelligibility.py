@@ -37,7 +37,7 @@ from speakimg.data import BuildConfig, build_dataset
 from speakimg.data.manifest import read_manifest
 from speakimg.data.report import voice_of
 from speakimg.data.vocoder import VocoderClips, VocoderDataModule
-from speakimg.metrics import WhisperWER, word_error_rate
+from speakimg.metrics import WhisperWER, match_error_rate, word_error_rate
 from speakimg.modules.hifigan import HiFiGANModule
 from speakimg.vocoder import GeneratorConfig
 from speakimg.vocoder.losses import mel_l1
@@ -87,7 +87,7 @@ class Held:
         for voice in sorted(set(self.voices)):
             rows = [k for k, v in enumerate(self.voices) if v == voice]
             by_voice[voice] = word_error_rate([hyps[k] for k in rows], [self.texts[k] for k in rows])
-        return {"wer": wer, "by_voice": by_voice, "transcripts": hyps}
+        return {"wer": wer, "mer": match_error_rate(hyps, self.texts), "by_voice": by_voice, "transcripts": hyps}
 
     def references(self) -> dict:
         """Ground truth (stored audio) and Griffin-Lim of the stored mels."""
@@ -146,34 +146,68 @@ class CurveCallback(L.Callback):
             self._mark = time.perf_counter()
 
 
+def add_match_error_rates(result: dict) -> dict:
+    """Fill in the corpus match error rate of every scored point that lacks it (runs recorded before it was
+    computed), from its stored transcripts."""
+    texts = result["heldout_texts"]
+    for point in [*result["curve"], *result["references"].values()]:
+        point.setdefault("mer", match_error_rate(point["transcripts"], texts))
+    return result
+
+
+def table(result: dict) -> str:
+    """The curve as a Markdown table: references first, then every evaluated number of batches."""
+    voices = sorted(result["references"]["ground_truth"]["by_voice"])
+    rows = [
+        "| audio | batches | training s | WER, all | " + " | ".join(voices) + " | MER, all | held-out mel L1 |",
+        "| --- " * (6 + len(voices)) + "|",
+    ]
+
+    def row(name: str, p: dict, batches: str = "", seconds: str = "", mel: str = "") -> str:
+        by_voice = " | ".join(f"{p['by_voice'][v]:.1%}" for v in voices)
+        return f"| {name} | {batches} | {seconds} | {p['wer']:.1%} | {by_voice} | {p['mer']:.1%} | {mel} |"
+
+    rows.append(row("ground truth", result["references"]["ground_truth"]))
+    rows.append(row("Griffin-Lim 32 it.", result["references"]["griffin_lim"]))
+    for p in result["curve"]:
+        rows.append(row("HiFi-GAN", p, str(p["batches"]), f"{p['train_seconds']:.0f}", f"{p['mel_l1']:.3f}"))
+    return "\n".join(rows)
+
+
 def plot(result: dict, path: Path) -> None:
-    """WER against batches (per voice dashed; Griffin-Lim and ground truth as lines) and the held-out mel L1."""
+    """WER (per voice dashed; Griffin-Lim and ground truth as lines), match error rate and the held-out mel L1
+    against batches."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = result["curve"]
+    curve, refs = result["curve"], result["references"]
     x = [p["batches"] for p in curve]
-    fig, (ax, ax_mel) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, ax_mer, ax_mel) = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [3, 2, 2]})
     ax.plot(x, [100 * p["wer"] for p in curve], "o-", color="k", label="HiFi-GAN (all voices)")
     for voice, colour in zip(sorted(curve[0]["by_voice"]), ("C0", "C1", "C4", "C5"), strict=False):
         ax.plot(x, [100 * p["by_voice"][voice] for p in curve], "--", color=colour, alpha=0.7, label=voice)
-    refs = result["references"]
-    ax.axhline(100 * refs["ground_truth"]["wer"], color="C2", lw=1, ls=":", label="ground truth audio")
-    ax.axhline(100 * refs["griffin_lim"]["wer"], color="C3", lw=1, ls="-.", label="Griffin-Lim 32 it.")
-    ax.set_xlabel("training batches (1 D + 1 G update each)")
+    for axis, key in ((ax, "wer"), (ax_mer, "mer")):
+        axis.axhline(100 * refs["ground_truth"][key], color="C2", lw=1, ls=":", label="ground truth audio")
+        axis.axhline(100 * refs["griffin_lim"][key], color="C3", lw=1, ls="-.", label="Griffin-Lim 32 it.")
+        axis.set_xlabel("training batches (1 D + 1 G update each)")
+        axis.grid(alpha=0.3)
     ax.set_ylabel("WER on the 20 held-out sentences, %")
-    ax.set_ylim(0, max(110, *(100 * p["wer"] for p in curve)))
+    ax.set_ylim(0, 5 + max(110, *(100 * v for p in curve for v in (p["wer"], *p["by_voice"].values()))))
     ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
+    ax_mer.plot(x, [100 * p["mer"] for p in curve], "o-", color="k", label="HiFi-GAN")
+    ax_mer.set_ylabel("match error rate, % (all voices)")
+    ax_mer.set_ylim(0, 105)
+    ax_mer.legend(fontsize=7)
     ax_mel.plot(x, [p["mel_l1"] for p in curve], "o-", color="k")
     ax_mel.set_xlabel("training batches")
     ax_mel.set_ylabel("held-out mel L1 (nats)")
     ax_mel.grid(alpha=0.3)
     preset = result["preset"]
     fig.suptitle(f"HiFi-GAN from scratch ({preset['channels']} ch, batch {preset['batch']} x {preset['segment']}), "
-                 f"AdamW {result.get('lr', 2e-4):g}, Whisper tiny.en; {result['device']}, {result['threads']} thread", fontsize=9)  # fmt: skip
+                 f"AdamW {result.get('lr', 2e-4):g}, Whisper tiny.en; {result['device']}, {result['threads']} thread",
+                 fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -194,7 +228,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--whisper", default=WHISPER)
     parser.add_argument("--workers", type=int, default=2, help="dataset build processes")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: no oversubscription)")
-    parser.add_argument("--plot-only", action="store_true", help="only redraw --plot from --out/curve.json")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="only print the table and redraw --plot from --out/curve.json"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--plot", type=Path, default=None, help="write the curve as a PNG here")
@@ -205,8 +241,10 @@ def main(argv: list[str] | None = None) -> dict:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.plot_only:
-        result = json.loads((args.out / "curve.json").read_text())
-        plot(result, args.plot)
+        result = add_match_error_rates(json.loads((args.out / "curve.json").read_text()))
+        print(table(result))
+        if args.plot:
+            plot(result, args.plot)
         return result
     preset = PRESETS["full" if args.full else "reduced"]
     eval_at = args.eval_at
@@ -261,10 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.fit(module, datamodule=data)
     result = {**extra, "curve": curve.points, "wall_seconds": round(time.perf_counter() - start, 1)}
     (args.out / "curve.json").write_text(json.dumps(result, indent=2))
-    print("| batches | training s | WER HiFi-GAN | " + " | ".join(sorted(set(held.voices))) + " | held-out mel L1 |")
-    for p in curve.points:
-        voices = " | ".join(f"{v:.1%}" for _, v in sorted(p["by_voice"].items()))
-        print(f"| {p['batches']} | {p['train_seconds']:.0f} | {p['wer']:.1%} | {voices} | {p['mel_l1']:.3f} |")
+    print(table(result))
     if args.plot:
         plot(result, args.plot)
     return result

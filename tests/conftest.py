@@ -17,13 +17,25 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Under pytest-xdist (the default: ``-n 2`` in pyproject) each worker is one process on one core.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+torch.set_num_threads(1 if XDIST_WORKER else min(2, os.cpu_count() or 1))
+
+
+def _shared_dir(tmp_path_factory, name: str) -> Path:
+    """A folder every xdist worker of this run shares (built once, under a lock), else this session's own."""
+    if not XDIST_WORKER:
+        return tmp_path_factory.mktemp(name)
+    path = tmp_path_factory.getbasetemp().parent / name
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     """Folder holding this session's tiny models (built once per session, in the real layouts)."""
-    root = Path(os.environ.get("SPEAKIMG_TEST_TINY_DIR") or tmp_path_factory.mktemp("tiny"))
+    # shared by the xdist workers: the kit builds each model atomically (concurrent builders do not clash)
+    root = Path(os.environ.get("SPEAKIMG_TEST_TINY_DIR") or _shared_dir(tmp_path_factory, "tiny"))
     os.environ["SPEAKIMG_TINY_DIR"] = str(root)
     return root
 
@@ -120,18 +132,24 @@ BUILD_SENTENCES = 30
 def sentences_file(tmp_path_factory) -> Path:
     """The first 30 sentences of the shipped training set, as a builder input file."""
     lines = (REPO / "configs" / "data" / "train_sentences.txt").read_text("utf-8").splitlines()[:BUILD_SENTENCES]
-    path = tmp_path_factory.mktemp("sentences") / "sentences.txt"
-    path.write_text("\n".join(lines) + "\n", "utf-8")
+    from speakimg.io import write_text
+
+    path = _shared_dir(tmp_path_factory, "sentences") / "sentences.txt"
+    write_text(path, "\n".join(lines) + "\n")  # atomic: xdist workers may write it at once
     return path
 
 
 @pytest.fixture(scope="session")
 def festival_dataset(sentences_file, tmp_path_factory) -> Path:
     """A dataset of 30 sentences built once per session by the CLI with festival and 2 workers (read-only)."""
+    from filelock import FileLock
+
     from speakimg.data.build import main
 
-    out = tmp_path_factory.mktemp("datasets") / "festival30"
-    assert main(["--texts", str(sentences_file), "--out", str(out), "--workers", "2", "--quiet"]) == 0
+    folder = _shared_dir(tmp_path_factory, "datasets")
+    out = folder / "festival30"
+    with FileLock(folder / "festival30.lock"):  # one worker builds; the others find it done (a resumed build)
+        assert main(["--texts", str(sentences_file), "--out", str(out), "--workers", "2", "--quiet"]) == 0
     return out
 
 

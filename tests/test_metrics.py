@@ -28,6 +28,22 @@ def test_word_error_rate_equals_torchmetrics_after_normalisation():
     assert word_error_rate(REFS, REFS) == 0.0
 
 
+def test_match_error_rate_by_hand_and_bounded_under_hallucination():
+    from speakimg.metrics import match_error_rate
+
+    # the same 3 substitutions as above, no insertions or deletions: 3 errors / (13 hits + 3) aligned words
+    assert match_error_rate(HYPS, REFS) == pytest.approx(3 / 16)
+    assert match_error_rate(REFS, REFS) == 0.0
+    # a hallucinated tail: 2 words right, 40 insertions: WER = 40 / 2, MER = 40 / max(2, 42) (by hand)
+    hallucinated, reference = ["the fox" + " you" * 40], ["The fox."]
+    assert word_error_rate(hallucinated, reference) == pytest.approx(20.0)
+    assert match_error_rate(hallucinated, reference) == pytest.approx(40 / 42)
+    # corpus-level: edits summed over clips (0 + 40) over the summed max lengths (2 + 42) of the clips
+    assert match_error_rate([*hallucinated, "a dog"], [*reference, "A dog!"]) == pytest.approx(40 / 44)
+    with pytest.raises(ValueError, match="as many predictions"):
+        match_error_rate(["a"], [])
+
+
 def test_whisper_wer_accumulates_corpus_level_wer(monkeypatch):
     metric = WhisperWER("unused-model-name")
     queue = list(HYPS)

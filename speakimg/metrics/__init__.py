@@ -4,7 +4,7 @@ and the vocoder cycle error (does the audio say what the spectrogram shows?)."""
 from speakimg.metrics.clap import CLAPScore
 from speakimg.metrics.clip import WindowedCLIPScore, image_windows, load_clip_for_torchmetrics
 from speakimg.metrics.cycle import vocoder_cycle_error
-from speakimg.metrics.wer import WhisperWER, load_whisper, normalize_transcript, word_error_rate
+from speakimg.metrics.wer import WhisperWER, load_whisper, match_error_rate, normalize_transcript, word_error_rate
 
 __all__ = [
     "CLAPScore",
@@ -13,6 +13,7 @@ __all__ = [
     "image_windows",
     "load_clip_for_torchmetrics",
     "load_whisper",
+    "match_error_rate",
     "normalize_transcript",
     "vocoder_cycle_error",
     "word_error_rate",

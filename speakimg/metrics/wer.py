@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "WhisperWER",
     "load_whisper",
+    "match_error_rate",
     "normalize_transcript",
     "whisper_backend",
     "word_error_rate",
@@ -164,6 +165,17 @@ def word_error_rate(predictions: Sequence[str], references: Sequence[str]) -> fl
 
     # the functional form: a local computation (a Metric's compute() would sync across DDP processes)
     return float(functional_wer([normalize_transcript(p) for p in predictions], [_reference(r) for r in references]))
+
+
+def match_error_rate(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus match error rate after the same normalisation (torchmetrics ``MatchErrorRate``): word edits
+    divided by the summed ``max(reference words, transcript words)`` of each clip. Unlike WER it stays in
+    [0, 1] when a recogniser hallucinates long transcripts of noise (WER's insertions grow without bound)."""
+    if len(predictions) != len(references) or not references:
+        raise ValueError(f"need as many predictions as references (> 0), got {len(predictions)} and {len(references)}")
+    from torchmetrics.functional.text import match_error_rate as functional_mer
+
+    return float(functional_mer([normalize_transcript(p) for p in predictions], [_reference(r) for r in references]))
 
 
 def _reference(text: str) -> str:
