@@ -22,6 +22,23 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 torch.set_num_threads(1 if XDIST_WORKER else min(2, os.cpu_count() or 1))
 
 
+LONG_FILES = (
+    "test_callbacks.py", "test_speech_fit.py", "test_real_ears.py", "test_speech_training.py",
+    "test_evaluate_scale.py", "test_data_resume.py", "test_documented_commands.py", "test_notebook.py",
+    "test_demo.py", "test_reliability.py", "test_pipeline_combined.py", "test_evaluate.py",
+    "test_data_build.py", "test_vocoder_fit.py", "test_data_datamodule.py",
+)  # fmt: skip
+"""Test files of a minute or more (``--durations`` on 2 cores), longest first."""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The long files first (longest first, :data:`LONG_FILES`), then the others (a file's own order kept):
+    xdist hands whole files to the workers in this order (``--no-loadscope-reorder``), so a long file does
+    not start last while the other worker sits idle."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: the rest keep their order
+
+
 def _shared_dir(tmp_path_factory, name: str) -> Path:
     """A folder every xdist worker of this run shares (built once, under a lock), else this session's own."""
     if not XDIST_WORKER:
