@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 
 from speakimg.errors import CheckpointError
@@ -54,13 +53,8 @@ def export_checkpoint(
     if kind != CHECKPOINT_KIND:
         raise CheckpointError(f"{ckpt_path}: not a speech fine-tune checkpoint (kind {kind!r}, want {CHECKPOINT_KIND})")
     overrides = {k: v for k, v in {"base_model": base_model, "plbert": plbert}.items() if v}
-    with warnings.catch_warnings():
-        # The module checks that the checkpoint holds exactly its trained weights (CheckpointError otherwise);
-        # Lightning would list every frozen weight as missing (~400 keys for the real UNet).
-        warnings.filterwarnings(
-            "ignore", message="Found keys that are in the model state dict but not in the checkpoint"
-        )
-        module = SpeechLoRAModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True, **overrides)
+    # the module checks that the checkpoint holds exactly its trained weights (CheckpointError otherwise)
+    module = SpeechLoRAModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True, **overrides)
     step = int(checkpoint.get("global_step", 0))
     extra = {"checkpoint": str(ckpt_path.resolve()), "global_step": step}
     out = module.export(out_dir, use_ema=use_ema, extra=extra)

@@ -124,6 +124,16 @@ def test_resume_says_what_it_restores(two_steps, tmp_path, caplog):
     assert f"The other {_fmt(total - parameters)} parameters are frozen" in line
     assert "missing" not in caplog.text.lower() and "not in the checkpoint" not in caplog.text
 
+    # loaded outside a run, the checkpoint is whole too: no list of the frozen weights as missing
+    from speakimg.modules.speech_lora import SpeechLoRAModule
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        module = SpeechLoRAModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    assert not [w for w in seen if "not in the checkpoint" in str(w.message)]
+    trained = _state(ckpt)
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in trained.items())  # the trained weights loaded
+
 
 def _fmt(n: int) -> str:
     """Independent of speakimg's formatter: 52113 -> 52.1 K, 1_016_164 -> 1.0 M."""

@@ -344,6 +344,11 @@ class SpeechLoRAModule(LightningModule):
             self._pending_ema = checkpoint["ema"]
             self._ema = None
         log_resume(self, checkpoint)
+        # The frozen weights are the base model's, already in this module: completing the state with them lets
+        # Lightning load it whole (``load_from_checkpoint`` would otherwise list every frozen weight as missing).
+        for name, value in self.state_dict().items():
+            state.setdefault(name, value)
+        checkpoint["state_dict"] = state
 
     # -------------------------------------------------------------------------------- export
     @contextlib.contextmanager
