@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,12 @@ from torch.utils.data import DistributedSampler
 from speakimg.errors import ConfigError
 
 __all__ = ["EpochSampler", "ResumableEpochs"]
+
+# Lightning warns on every mid-epoch resume unless the DataLoader itself is stateful; here the data module's
+# state places the sampler (exact resume, tests/test_data_resume.py), so that warning would be untrue.
+warnings.filterwarnings(
+    "ignore", message="You're resuming from a checkpoint that ended before the epoch ended", category=UserWarning
+)
 
 
 class _Indices:
