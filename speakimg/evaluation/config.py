@@ -140,6 +140,14 @@ class EvalConfig:
         """The flat dictionary of the YAML (models and sampler settings side by side)."""
         return to_flat(self)
 
+    def make_logger(self, out, job_type: str, **run_config: Any):
+        """The run's logger (``logger``, ``project``, ``run_name``, ``wandb_offline``) writing under ``out``, its
+        config this YAML plus ``run_config``; ``None`` for ``logger: none``."""
+        from speakimg.loggers import make_logger
+
+        return make_logger(self.logger, out, project=self.project, run_name=self.run_name,
+                           offline=self.wandb_offline, config={**self.to_dict(), **run_config}, job_type=job_type)  # fmt: skip
+
 
 def settings_hash(settings: dict[str, Any]) -> str:
     """A short stable hash of :meth:`EvalConfig.result_settings`."""

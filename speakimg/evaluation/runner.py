@@ -152,7 +152,7 @@ def _evaluate(
 ) -> EvalResult:
     """One evaluation on this rank; ``loaded`` keeps the pipeline and metric models between the
     evaluations of a sweep (loaded once, reused while their key is the same)."""
-    from speakimg.loggers import finish_logger, make_logger
+    from speakimg.loggers import finish_logger
     from speakimg.runtime import dtype_name, select_dtype
 
     out = Path(config.out)
@@ -220,15 +220,7 @@ def _evaluate(
 
     logger = None
     if ranks.is_main:
-        logger = make_logger(
-            config.logger,
-            out,
-            project=config.project,
-            run_name=config.run_name,
-            offline=config.wandb_offline,
-            config={**config.to_dict(), "settings_hash": digest, "world_size": ranks.world_size},
-            job_type="eval",
-        )
+        logger = config.make_logger(out, "eval", settings_hash=digest, world_size=ranks.world_size)
     # one process writes samples.csv; under torchrun/srun each rank writes its own part, merged by rank 0
     writer = ResultsCSV(out / PARTS_DIR / f"samples.rank-{ranks.rank}.csv") if ranks.distributed else store
     status = "failed"

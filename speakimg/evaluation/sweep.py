@@ -146,7 +146,7 @@ def evaluate_sweep(config, resolved_yaml: str | None = None):
     import yaml
 
     from speakimg.evaluation.runner import EvalResult, _evaluate
-    from speakimg.loggers import finish_logger, log_images, log_table, make_logger
+    from speakimg.loggers import finish_logger, log_images, log_table
     from speakimg.sampling.distributed import setup_ranks
 
     combos = sweep_settings(config.sampler, config.sweep)
@@ -181,15 +181,7 @@ def evaluate_sweep(config, resolved_yaml: str | None = None):
         write_json(out / "sweep.json", summary)
         write_text(out / "sweep.md", _markdown(points, list(config.sweep), config.protocol))
         plot = plot_sweep(points, config.protocol, out / PLOT_NAME)
-        logger = make_logger(
-            config.logger,
-            out,
-            project=config.project,
-            run_name=config.run_name,
-            offline=config.wandb_offline,
-            config={**config.to_dict(), "world_size": ranks.world_size},
-            job_type="eval-sweep",
-        )
+        logger = config.make_logger(out, "eval-sweep", world_size=ranks.world_size)
         if logger is not None:
             metric = "wer_corpus" if config.protocol == "speech" else "clap"
             columns = [*config.sweep, "combined_clip", "combined_clip_ci95", f"combined_{metric}", "rows", "folder"]
