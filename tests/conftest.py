@@ -48,6 +48,35 @@ def _shared_dir(tmp_path_factory, name: str) -> Path:
     return path
 
 
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Tests are offline: a socket connection to anything but this machine fails at once, naming the address
+    (local sockets, gloo DDP and the app's browser test use the loopback). Subprocesses are not covered."""
+    import errno
+    import socket
+
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not str(address[0]).startswith(_LOOPBACK):
+            raise OSError(errno.ENETUNREACH, f"tests are offline: a connection to {address!r} was refused")
+
+    def guarded_connect(sock, address):
+        check(sock, address)
+        return connect(sock, address)
+
+    def guarded_connect_ex(sock, address):
+        check(sock, address)
+        return connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = guarded_connect, guarded_connect_ex
+    yield
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+
+
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     """Folder holding this session's tiny models (built once per session, in the real layouts)."""

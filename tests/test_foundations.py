@@ -242,3 +242,18 @@ def test_lazy_exports_import_on_first_use_and_name_the_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["speakimg.audio.mel", "speakimg.vocoder.generator", "PiperTTS"]
+
+
+# ---------------------------------------------------------------- the suite's network guard (tests/conftest.py)
+
+
+def test_the_suite_refuses_connections_beyond_this_machine():
+    import socket
+
+    with socket.socket() as sock, pytest.raises(OSError, match=r"tests are offline: .*203\.0\.113\.7"):
+        sock.connect(("203.0.113.7", 80))  # TEST-NET-3: never routed
+    with socket.socket() as server, socket.socket() as client:  # the loopback stays open (gloo, the app test)
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        client.connect(server.getsockname())
+        assert client.getpeername() == server.getsockname()
