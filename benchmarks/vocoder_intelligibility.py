@@ -38,7 +38,7 @@ from speakimg.data.manifest import read_manifest
 from speakimg.data.report import voice_of
 from speakimg.data.vocoder import VocoderClips, VocoderDataModule
 from speakimg.metrics import WhisperWER, match_error_rate, word_error_rate
-from speakimg.modules.hifigan import HiFiGANModule
+from speakimg.modules.hifigan import ADAMW, HiFiGANModule
 from speakimg.vocoder import GeneratorConfig
 from speakimg.vocoder.losses import mel_l1
 
@@ -206,7 +206,7 @@ def plot(result: dict, path: Path) -> None:
     ax_mel.grid(alpha=0.3)
     preset = result["preset"]
     fig.suptitle(f"HiFi-GAN from scratch ({preset['channels']} ch, batch {preset['batch']} x {preset['segment']}), "
-                 f"AdamW {result.get('lr', 2e-4):g}, Whisper tiny.en; {result['device']}, {result['threads']} thread",
+                 f"AdamW {result.get('lr', ADAMW['lr']):g}, Whisper tiny.en; {result['device']}, {result['threads']} thread",
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--voices", default="festival,piper:joe,espeak")
     parser.add_argument("--batches", type=int, default=3000, help="training batches (each: one D + one G update)")
     parser.add_argument("--eval-at", type=int, nargs="*", default=None, help="default: 0, 50, 100, 250, 500, ...")
-    parser.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate of G and D (HiFi-GAN's 2e-4)")
+    parser.add_argument("--lr", type=float, default=ADAMW["lr"], help="AdamW learning rate of G and D (HiFi-GAN's)")
     parser.add_argument("--griffin-lim-iters", type=int, default=32)
     parser.add_argument("--whisper", default=WHISPER)
     parser.add_argument("--workers", type=int, default=2, help="dataset build processes")
@@ -260,8 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"Griffin-Lim {references['griffin_lim']['wer']:.1%} {references['griffin_lim']['by_voice']} "
           f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
     L.seed_everything(args.seed, verbose=False)
-    # HiFi-GAN's AdamW (betas 0.8/0.99, the module's recipe) at --lr
-    optimizer = functools.partial(torch.optim.AdamW, lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
+    optimizer = functools.partial(torch.optim.AdamW, **{**ADAMW, "lr": args.lr})  # the module's recipe at --lr
     module = HiFiGANModule(generator=GeneratorConfig(upsample_initial_channel=preset["channels"]),
                            discriminator_width=preset["width"], optimizer=optimizer)  # fmt: skip
     data = VocoderDataModule(str(train_dir), segment_size=preset["segment"], batch_size=preset["batch"],

@@ -45,9 +45,12 @@ from speakimg.vocoder.losses import (
 )
 from speakimg.vocoder.norms import from_legacy_state_dict
 
-__all__ = ["HiFiGANModule"]
+__all__ = ["ADAMW", "HiFiGANModule"]
 
 log = logging.getLogger(__name__)
+
+ADAMW = {"lr": 2e-4, "betas": (0.8, 0.99), "weight_decay": 0.01}
+"""HiFi-GAN's optimizer settings (AdamW for G and for D) when no ``optimizer`` is injected."""
 
 # Lightning >= 2.6 warns that step-based checkpoints of manually optimized modules hold the weights after the
 # optimizer step. That is the state consistent with the checkpoint's loop counters (the batch counts as done),
@@ -136,11 +139,10 @@ class HiFiGANModule(LightningModule):
 
     # ----------------------------------------------------------------------------------- training
     def configure_optimizers(self):
-        defaults = dict(lr=2e-4, betas=(0.8, 0.99), weight_decay=0.01)
-        opt_g = make_optimizer(self.optimizer_factory, self.generator.parameters(), **defaults)
+        opt_g = make_optimizer(self.optimizer_factory, self.generator.parameters(), **ADAMW)
         # MSD before MPD, as jik876: exported optimizer states index the parameters in the same order.
         discriminators = itertools.chain(self.msd.parameters(), self.mpd.parameters())
-        opt_d = make_optimizer(self.optimizer_factory, discriminators, **defaults)
+        opt_d = make_optimizer(self.optimizer_factory, discriminators, **ADAMW)
 
         def exponential(optimizer):
             return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.999)
